@@ -1,0 +1,25 @@
+/*
+ * Route names: "<MCP_CONTAINER_ROUTE_GENERATION>:<token name>".
+ *
+ * A route is the unit of isolation (one instance, one Durable Object). A new
+ * generation string gives every token a fresh route, hence fresh instances.
+ * Generations match [A-Za-z0-9._-]{1,64} so route names are safe in logs,
+ * file names (after hashing) and Durable Object names.
+ */
+#ifndef SR_CORE_ROUTE_H
+#define SR_CORE_ROUTE_H
+
+#include <stddef.h>
+#include <stdbool.h>
+
+#include "core/limits.h"
+
+#define SR_GENERATION_DEFAULT "gen-1"
+
+/* True when s[0..n) matches [A-Za-z0-9._-]{1,max}. */
+bool sr_route_valid_name(const char *s, size_t n, size_t max);
+
+/* Writes "<gen>:<name>" NUL-terminated into out (cap >= SR_ROUTE_MAX + 1); returns its length or -1. */
+int sr_route_name(const char *gen, const char *name, char *out, size_t cap);
+
+#endif
