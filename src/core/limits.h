@@ -13,11 +13,11 @@
 #define SR_JSON_MAX_TOKENS (1u << 18)
 
 /* Tokens: how many entries a table holds, name length, minimum token length. */
-#define SR_TOKENS_MAX       256
-#define SR_TOKEN_NAME_MAX   64
-#define SR_TOKEN_MIN_LEN    16
-#define SR_TOKEN_MAX_LEN    4096
-#define SR_TOKENS_JSON_MAX  (256u * 1024u)
+#define SR_TOKENS_MAX      256
+#define SR_TOKEN_NAME_MAX  64
+#define SR_TOKEN_MIN_LEN   16
+#define SR_TOKEN_MAX_LEN   4096
+#define SR_TOKENS_JSON_MAX (256u * 1024u)
 
 /* Route names: "<generation>:<name>". */
 #define SR_GENERATION_MAX 64
@@ -30,6 +30,25 @@
 /* HTTP limits enforced at the edge. */
 #define SR_MAX_BODY_DEFAULT (4u * 1024u * 1024u)
 #define SR_MAX_HEADERS      (16u * 1024u)
+
+/* Edge connections: timeouts in seconds, buffer marks in bytes. */
+#define SR_HEAD_TIMEOUT      30  /* a request head and body must arrive within this */
+#define SR_KEEPALIVE_TIMEOUT 75  /* idle keep-alive connection */
+#define SR_WRITE_STALL       300 /* a client that reads nothing for this long is dropped */
+#define SR_RELAY_HIGH_WATER  (64u * 1024u) /* pause the upstream above this much unsent output */
+#define SR_RELAY_LOW_WATER   (16u * 1024u) /* resume it below this */
+#define SR_PIPELINE_MAX      (64u * 1024u) /* bytes read ahead while a response is in progress */
+#define SR_MAX_CONNECTIONS   10000
+#define SR_DRAIN_TIMEOUT     10 /* SIGTERM: seconds to let in-flight requests finish */
+
+/* Upstream pool. */
+#define SR_POOL_MAX_IDLE            64 /* idle keep-alive connections kept per upstream */
+#define SR_POOL_IDLE_TIMEOUT        4  /* below Node's 5 s keepAliveTimeout */
+#define SR_UPSTREAM_CONNECT_TIMEOUT 10
+#define SR_UPSTREAM_HEAD_TIMEOUT                                                                   \
+    300 /* first response byte; Serena's first call can take a minute */
+#define SR_UPSTREAM_MAX_HEAD (64u * 1024u)
+#define SR_BACKGROUND_MAX    256 /* shim deliveries in flight */
 
 /* Peeked JSON-RPC fields kept by request classification. */
 #define SR_RPC_METHOD_MAX 128

@@ -1,0 +1,440 @@
+/*
+ * Configuration loading (see config.h): one table of settings, four layers
+ * (default, environment, --env-file, flag), validation with messages that
+ * name the setting and say what is expected.
+ *
+ * Secrets (tokens, the S3 secret) are accepted from the environment or the
+ * env file only, never as flags, because flags are visible to every user in
+ * the process list.
+ */
+#include "cmd/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/duration.h"
+#include "core/limits.h"
+#include "core/route.h"
+
+#define ENV_FILE_MAX (256u * 1024u)
+
+const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
+    [SR_SET_LISTEN] = {"--listen", "SERENA_REMOTE_LISTEN", "127.0.0.1:8787", false,
+                       "address to listen on (host:port)"},
+    [SR_SET_UPSTREAM] = {"--upstream", "SERENA_REMOTE_UPSTREAM", NULL, false,
+                         "send every route to this MCP server (http://127.0.0.1:PORT/mcp)"},
+    [SR_SET_TLS_CERT] = {"--tls-cert", "SERENA_REMOTE_TLS_CERT", NULL, false,
+                         "PEM certificate chain: serve HTTPS"},
+    [SR_SET_TLS_KEY] = {"--tls-key", "SERENA_REMOTE_TLS_KEY", NULL, false, "PEM private key"},
+    [SR_SET_LOG_FORMAT] = {"--log-format", "SERENA_REMOTE_LOG_FORMAT", "text", false,
+                           "text or json"},
+    [SR_SET_MAX_BODY] = {"--max-body", "MAX_BODY_BYTES", "4194304", false,
+                         "largest request body in bytes (413 above)"},
+    [SR_SET_GENERATION] = {"--generation", "MCP_CONTAINER_ROUTE_GENERATION", "gen-1", false,
+                           "route generation; a new one means fresh instances"},
+    [SR_SET_ALLOWED_ORIGINS] = {"--allowed-origins", "ALLOWED_ORIGINS", "", false,
+                                "browser origins allowed on /mcp (comma list, or *)"},
+    [SR_SET_API_TOKEN] = {NULL, "API_TOKEN", NULL, true, "single token (the singleton route)"},
+    [SR_SET_API_TOKENS_JSON] = {NULL, "API_TOKENS_JSON", NULL, true,
+                                "{\"name\":\"token\"} or [\"token\",...]: one route per token"},
+    [SR_SET_API_TOKENS_FILE] = {"--tokens-file", "API_TOKENS_FILE", NULL, false,
+                                "file with the same JSON, re-read on SIGHUP"},
+    [SR_SET_ENV_FILE] = {"--env-file", "SERENA_REMOTE_ENV_FILE", NULL, false,
+                         "KEY=VALUE file over the environment, re-read on SIGHUP"},
+    [SR_SET_DRAIN_TIMEOUT] = {"--drain-timeout", "SERENA_REMOTE_DRAIN_TIMEOUT", "10s", false,
+                              "on SIGTERM, how long in-flight requests may finish"},
+    [SR_SET_MAX_INSTANCES] = {"--max-instances", "MAX_INSTANCES", "8", false,
+                              "most per-token instances running at once"},
+    [SR_SET_SLEEP_AFTER] = {"--sleep-after", "SLEEP_AFTER", "15m", false,
+                            "idle time before an instance sleeps (s, m, h)"},
+    [SR_SET_STATE_DIR] = {"--state-dir", "SERENA_REMOTE_STATE_DIR", "./.serena-remote", false,
+                          "per-route state directories"},
+    [SR_SET_R2_ENABLED] = {NULL, "SERENA_R2_STATE_ENABLED", "0", false,
+                           "1: snapshot state to S3/R2"},
+    [SR_SET_R2_PREFIX] = {NULL, "SERENA_R2_STATE_PREFIX",
+                          "serena-mcp/default/serena-home-snapshots-v1", false,
+                          "key prefix inside the bucket"},
+    [SR_SET_R2_PARTITION] = {NULL, "SERENA_R2_STATE_PARTITION_MODE", "durable-object", false,
+                             "durable-object, token or shared"},
+    [SR_SET_R2_STRICT] = {NULL, "SERENA_R2_STATE_STRICT", "0", false,
+                          "1: refuse to start an instance when restore fails"},
+    [SR_SET_R2_INTERVAL] = {NULL, "SERENA_R2_SNAPSHOT_INTERVAL_SECONDS", "180", false,
+                            "seconds between snapshots (0: off)"},
+    [SR_SET_R2_RETENTION] = {NULL, "SERENA_R2_SNAPSHOT_RETENTION_COUNT", "5", false,
+                             "snapshots kept"},
+    [SR_SET_R2_BUCKET] = {NULL, "R2_BUCKET_NAME", "serena-mcp-state-prod", false, "bucket"},
+    [SR_SET_R2_ACCOUNT] = {NULL, "R2_ACCOUNT_ID", "", false, "Cloudflare account id"},
+    [SR_SET_S3_ENDPOINT] = {NULL, "S3_ENDPOINT", NULL, false, "any S3-compatible endpoint"},
+    [SR_SET_S3_REGION] = {NULL, "S3_REGION", NULL, false, "its region (R2: auto)"},
+    [SR_SET_AWS_KEY_ID] = {NULL, "AWS_ACCESS_KEY_ID", NULL, true, "S3/R2 access key id"},
+    [SR_SET_AWS_SECRET] = {NULL, "AWS_SECRET_ACCESS_KEY", NULL, true, "S3/R2 secret key"},
+};
+
+static void set_value(struct sr_config *c, enum sr_setting s, const char *v, enum sr_source src)
+{
+    free(c->value[s]);
+    c->value[s] = v ? strdup(v) : NULL;
+    c->source[s] = src;
+}
+
+const char *sr_config_get(const struct sr_config *c, enum sr_setting s)
+{
+    return c->value[s];
+}
+
+/* KEY=VALUE lines; '#' comments; optional single or double quotes around VALUE. */
+static int apply_env_file(struct sr_config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(err, errlen, "cannot read --env-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[8192];
+    unsigned lineno = 0;
+    size_t total = 0;
+    int rc = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        size_t n = strlen(line);
+        total += n;
+        if (total > ENV_FILE_MAX) {
+            snprintf(err, errlen, "--env-file %s is larger than %u bytes", path, ENV_FILE_MAX);
+            rc = -1;
+            break;
+        }
+        if (n && line[n - 1] != '\n' && !feof(f)) {
+            snprintf(err, errlen, "--env-file %s line %u is longer than %zu bytes", path, lineno,
+                     sizeof(line) - 1);
+            rc = -1;
+            break;
+        }
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0' || *p == '#')
+            continue;
+        if (strncmp(p, "export ", 7) == 0)
+            p += 7;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            snprintf(err, errlen, "--env-file %s line %u: expected KEY=VALUE", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *v = eq + 1;
+        size_t vn = strlen(v);
+        if (vn >= 2 && ((v[0] == '"' && v[vn - 1] == '"') || (v[0] == '\'' && v[vn - 1] == '\''))) {
+            v[vn - 1] = '\0';
+            v++;
+        }
+        for (int s = 0; s < SR_SET_COUNT; s++)
+            if (strcmp(sr_settings[s].env, p) == 0)
+                set_value(c, (enum sr_setting)s, v, SR_SRC_ENV_FILE);
+        /* Unknown keys are ignored: the file may be shared with other tools. */
+    }
+    fclose(f);
+    return rc;
+}
+
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_flag01(const char *s, bool *out)
+{
+    if (!s || strcmp(s, "0") == 0 || strcmp(s, "false") == 0 || strcmp(s, "") == 0) {
+        *out = false;
+        return 0;
+    }
+    if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0) {
+        *out = true;
+        return 0;
+    }
+    return -1;
+}
+
+static int validate(struct sr_config *c, char *err, size_t errlen)
+{
+    const char *v;
+#define BAD(setting, expect)                                                                       \
+    do {                                                                                           \
+        snprintf(err, errlen, "%s%s%s=%s is invalid: expected %s",                                 \
+                 sr_settings[setting].flag ? sr_settings[setting].flag : "",                       \
+                 sr_settings[setting].flag ? " / " : "", sr_settings[setting].env,                 \
+                 sr_settings[setting].secret ? "(hidden)" : c->value[setting], expect);            \
+        return -1;                                                                                 \
+    } while (0)
+    if (parse_u32(c->value[SR_SET_MAX_BODY], 1024u * 1024u * 1024u, &c->max_body) < 0 ||
+        c->max_body == 0)
+        BAD(SR_SET_MAX_BODY, "a number of bytes between 1 and 1073741824");
+    v = c->value[SR_SET_DRAIN_TIMEOUT];
+    if (sr_duration_parse(v, strlen(v), &c->drain_timeout) < 0)
+        BAD(SR_SET_DRAIN_TIMEOUT, "a duration like 10s, 2m or 1h");
+    v = c->value[SR_SET_SLEEP_AFTER];
+    if (sr_duration_parse(v, strlen(v), &c->sleep_after) < 0 || c->sleep_after == 0)
+        BAD(SR_SET_SLEEP_AFTER, "a duration like 90s, 15m or 1h");
+    if (parse_u32(c->value[SR_SET_MAX_INSTANCES], 1024, &c->max_instances) < 0 ||
+        c->max_instances == 0)
+        BAD(SR_SET_MAX_INSTANCES, "a number from 1 to 1024");
+    v = c->value[SR_SET_LOG_FORMAT];
+    if (strcmp(v, "text") == 0)
+        c->log_json = 0;
+    else if (strcmp(v, "json") == 0)
+        c->log_json = 1;
+    else
+        BAD(SR_SET_LOG_FORMAT, "text or json");
+    v = c->value[SR_SET_GENERATION];
+    if (!sr_route_valid_name(v, strlen(v), SR_GENERATION_MAX))
+        BAD(SR_SET_GENERATION, "1 to 64 characters from A-Z a-z 0-9 . _ -");
+    if (parse_flag01(c->value[SR_SET_R2_ENABLED], &c->r2_enabled) < 0)
+        BAD(SR_SET_R2_ENABLED, "0 or 1");
+    if (parse_flag01(c->value[SR_SET_R2_STRICT], &c->r2_strict) < 0)
+        BAD(SR_SET_R2_STRICT, "0 or 1");
+    if (parse_u32(c->value[SR_SET_R2_INTERVAL], 7u * 86400u, &c->r2_interval) < 0)
+        BAD(SR_SET_R2_INTERVAL, "seconds from 0 to 604800");
+    if (parse_u32(c->value[SR_SET_R2_RETENTION], 1000, &c->r2_retention) < 0 ||
+        c->r2_retention == 0)
+        BAD(SR_SET_R2_RETENTION, "a count from 1 to 1000");
+    v = c->value[SR_SET_R2_PARTITION];
+    if (strcmp(v, "durable-object") && strcmp(v, "token") && strcmp(v, "shared"))
+        BAD(SR_SET_R2_PARTITION, "durable-object, token or shared");
+    if ((c->value[SR_SET_TLS_CERT] == NULL) != (c->value[SR_SET_TLS_KEY] == NULL)) {
+        snprintf(err, errlen, "--tls-cert and --tls-key must be given together");
+        return -1;
+    }
+    if (c->r2_enabled && !c->value[SR_SET_S3_ENDPOINT] &&
+        (!c->value[SR_SET_R2_ACCOUNT] || !*c->value[SR_SET_R2_ACCOUNT])) {
+        snprintf(err, errlen,
+                 "SERENA_R2_STATE_ENABLED=1 needs R2_ACCOUNT_ID (Cloudflare R2) or S3_ENDPOINT "
+                 "(any S3-compatible store)");
+        return -1;
+    }
+#undef BAD
+    return 0;
+}
+
+static int load_layers(struct sr_config *c, char *err, size_t errlen)
+{
+    for (int s = 0; s < SR_SET_COUNT; s++) {
+        const char *e = getenv(sr_settings[s].env);
+        if (c->flag_value[s])
+            set_value(c, (enum sr_setting)s, c->flag_value[s], SR_SRC_FLAG);
+        else if (e)
+            set_value(c, (enum sr_setting)s, e, SR_SRC_ENV);
+        else
+            set_value(c, (enum sr_setting)s, sr_settings[s].def, SR_SRC_DEFAULT);
+    }
+    if (c->value[SR_SET_ENV_FILE]) {
+        char *path = strdup(c->value[SR_SET_ENV_FILE]);
+        if (!path)
+            return -1;
+        int rc = apply_env_file(c, path, err, errlen);
+        free(path);
+        if (rc < 0)
+            return -1;
+        /* Flags still win over the file. */
+        for (int s = 0; s < SR_SET_COUNT; s++)
+            if (c->flag_value[s])
+                set_value(c, (enum sr_setting)s, c->flag_value[s], SR_SRC_FLAG);
+    }
+    return validate(c, err, errlen);
+}
+
+int sr_config_load(struct sr_config *c, int argc, char **argv, bool *help, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    *help = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            *help = true;
+            return 0;
+        }
+        const char *eq = strchr(a, '=');
+        size_t alen = eq ? (size_t)(eq - a) : strlen(a);
+        int found = -1;
+        for (int s = 0; s < SR_SET_COUNT; s++)
+            if (sr_settings[s].flag && strlen(sr_settings[s].flag) == alen &&
+                strncmp(sr_settings[s].flag, a, alen) == 0)
+                found = s;
+        if (found < 0) {
+            snprintf(err, errlen, "unknown option %s (see --help)", a);
+            return -1;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            snprintf(err, errlen, "option %s needs a value", a);
+            return -1;
+        }
+        free(c->flag_value[found]);
+        c->flag_value[found] = strdup(v);
+    }
+    return load_layers(c, err, errlen);
+}
+
+int sr_config_reload(struct sr_config *c, char *err, size_t errlen)
+{
+    struct sr_config n;
+    memset(&n, 0, sizeof(n));
+    for (int s = 0; s < SR_SET_COUNT; s++)
+        n.flag_value[s] = c->flag_value[s] ? strdup(c->flag_value[s]) : NULL;
+    if (load_layers(&n, err, errlen) < 0) {
+        sr_config_free(&n);
+        return -1;
+    }
+    sr_config_free(c);
+    *c = n;
+    return 0;
+}
+
+void sr_config_free(struct sr_config *c)
+{
+    for (int s = 0; s < SR_SET_COUNT; s++) {
+        free(c->value[s]);
+        free(c->flag_value[s]);
+        c->value[s] = c->flag_value[s] = NULL;
+    }
+}
+
+static char *read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(err, errlen, "cannot read API_TOKENS_FILE %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    fclose(f);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (n > max) {
+        snprintf(err, errlen, "API_TOKENS_FILE %s is larger than %zu bytes", path, max);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+struct sr_tokens *sr_config_tokens(const struct sr_config *c, char *err, size_t errlen)
+{
+    static struct sr_json_tok scratch[SR_TOKENS_MAX * 2 + 2];
+    struct sr_core_err ce;
+    struct sr_tokens *t = malloc(sizeof(*t));
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    sr_tokens_init(t);
+    const char *single = c->value[SR_SET_API_TOKEN];
+    const char *json = c->value[SR_SET_API_TOKENS_JSON];
+    const char *file = c->value[SR_SET_API_TOKENS_FILE];
+    if (single && *single && sr_tokens_add_singleton(t, single, strlen(single), &ce) < 0)
+        goto fail;
+    if (json && *json &&
+        sr_tokens_add_json(t, json, strlen(json), "API_TOKENS_JSON", scratch,
+                           sizeof(scratch) / sizeof(scratch[0]), &ce) < 0)
+        goto fail;
+    if (file && *file) {
+        size_t n;
+        char *text = read_file(file, SR_TOKENS_JSON_MAX, &n, err, errlen);
+        if (!text) {
+            free(t);
+            return NULL;
+        }
+        int rc = sr_tokens_add_json(t, text, n, "API_TOKENS_FILE", scratch,
+                                    sizeof(scratch) / sizeof(scratch[0]), &ce);
+        memset(text, 0, n);
+        free(text);
+        if (rc < 0)
+            goto fail;
+    }
+    if (t->count == 0) {
+        snprintf(err, errlen,
+                 "no tokens configured: set API_TOKEN, API_TOKENS_JSON or API_TOKENS_FILE "
+                 "(`serena-remote token` makes one)");
+        free(t);
+        return NULL;
+    }
+    return t;
+fail:
+    snprintf(err, errlen, "%s", ce.msg);
+    free(t);
+    return NULL;
+}
+
+int sr_config_policy(const struct sr_config *c, struct sr_policy *p, char *err, size_t errlen)
+{
+    struct sr_core_err ce;
+    const char *o = c->value[SR_SET_ALLOWED_ORIGINS];
+    snprintf(p->generation, sizeof(p->generation), "%s", c->value[SR_SET_GENERATION]);
+    p->max_body = c->max_body;
+    if (sr_policy_set_origins(p, o ? o : "", o ? strlen(o) : 0, &ce) < 0) {
+        snprintf(err, errlen, "ALLOWED_ORIGINS: %s", ce.msg);
+        return -1;
+    }
+    return 0;
+}
+
+void sr_config_print_help(void)
+{
+    printf("Settings (flag / environment, default). Flags win over --env-file, which wins "
+           "over the environment:\n");
+    for (int s = 0; s < SR_SET_COUNT; s++) {
+        const struct sr_setting_def *d = &sr_settings[s];
+        char left[96];
+        snprintf(left, sizeof(left), "%s%s%s", d->flag ? d->flag : "", d->flag ? " / " : "",
+                 d->env);
+        printf("  %-52s %s%s%s%s\n", left, d->help, d->def && *d->def ? " [" : "",
+               d->def && *d->def ? d->def : "", d->def && *d->def ? "]" : "");
+    }
+}
+
+static const char *source_name(enum sr_source s)
+{
+    switch (s) {
+    case SR_SRC_ENV:
+        return "environment";
+    case SR_SRC_ENV_FILE:
+        return "env file";
+    case SR_SRC_FLAG:
+        return "flag";
+    default:
+        return "default";
+    }
+}
+
+void sr_config_print(const struct sr_config *c)
+{
+    for (int s = 0; s < SR_SET_COUNT; s++) {
+        const struct sr_setting_def *d = &sr_settings[s];
+        const char *v = c->value[s];
+        char shown[160];
+        if (!v)
+            snprintf(shown, sizeof(shown), "(unset)");
+        else if (d->secret)
+            snprintf(shown, sizeof(shown), "(set, %zu characters, hidden)", strlen(v));
+        else
+            snprintf(shown, sizeof(shown), "%s", v);
+        printf("%-38s %-48s (%s)\n", d->env, shown, source_name(c->source[s]));
+    }
+}

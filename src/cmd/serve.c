@@ -1,0 +1,237 @@
+/*
+ * `serena-remote serve`: the self-hosted gateway.
+ *
+ * Wiring only: configuration -> token table and policy -> upstream ->
+ * HTTP server with the edge handler, plus the signals: SIGHUP reloads the
+ * environment file, tokens and generation without touching open
+ * connections; SIGTERM/SIGINT stop accepting, let in-flight requests finish
+ * for at most --drain-timeout, then exit 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "cmd/cmd.h"
+#include "cmd/config.h"
+#include "http/edge.h"
+#include "http/log.h"
+#include "http/server.h"
+#include "http/upstream.h"
+#include "http/util.h"
+
+struct serve {
+    struct event_base *base;
+    struct sr_config cfg;
+    struct sr_edge edge;
+    struct sr_server *server;
+    struct sr_upstream *upstream;
+    struct event *drain_timer;
+    uint64_t drain_deadline_us;
+    bool draining;
+};
+
+static void fill_health(struct serve *s)
+{
+    struct sr_health *h = &s->edge.health;
+    const struct sr_config *c = &s->cfg;
+    h->status = "ok";
+    h->version = SR_VERSION;
+    h->role = "serve";
+    h->upstream_mode = s->upstream ? "upstream" : "instances";
+    h->max_instances = s->upstream ? 1 : c->max_instances;
+    h->p_enabled = c->r2_enabled;
+    h->p_store = c->r2_enabled ? "s3" : "none";
+    h->p_bucket = c->r2_enabled ? sr_config_get(c, SR_SET_R2_BUCKET) : "";
+    h->p_prefix = sr_config_get(c, SR_SET_R2_PREFIX);
+    h->p_partition = sr_config_get(c, SR_SET_R2_PARTITION);
+    h->p_interval = c->r2_interval;
+    h->p_retention = c->r2_retention;
+    h->p_strict = c->r2_strict;
+    /* Snapshots are not part of this build yet: say so rather than pretend. */
+    h->p_state = c->r2_enabled ? "unavailable" : "disabled";
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct serve *s = arg;
+    (void)fd;
+    (void)what;
+    uint32_t active = sr_server_active_requests(s->server);
+    if (active == 0 || sr_now_us() >= s->drain_deadline_us) {
+        if (active)
+            sr_log_event("warn", "drain timeout: closing %u request(s) still in flight", active);
+        event_base_loopbreak(s->base);
+        return;
+    }
+    struct timeval tv = {0, 50000};
+    evtimer_add(s->drain_timer, &tv);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    struct serve *s = arg;
+    (void)what;
+    if (s->draining) {
+        sr_log_event("warn", "second signal: exiting now");
+        event_base_loopbreak(s->base);
+        return;
+    }
+    s->draining = true;
+    sr_log_event("info", "%s: no longer accepting; letting %u request(s) finish (up to %us)",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", sr_server_active_requests(s->server),
+                 s->cfg.drain_timeout);
+    sr_server_stop_accepting(s->server);
+    s->drain_deadline_us = sr_now_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
+    drain_check(-1, 0, s);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct serve *s = arg;
+    char err[512];
+    (void)sig;
+    (void)what;
+    /* Build everything new first; keep the old configuration on any error. */
+    struct sr_config n;
+    memset(&n, 0, sizeof(n));
+    for (int i = 0; i < SR_SET_COUNT; i++)
+        n.flag_value[i] = s->cfg.flag_value[i] ? strdup(s->cfg.flag_value[i]) : NULL;
+    if (sr_config_reload(&n, err, sizeof(err)) < 0) {
+        sr_log_event("error", "SIGHUP: configuration not reloaded: %s", err);
+        sr_config_free(&n);
+        return;
+    }
+    struct sr_tokens *t = sr_config_tokens(&n, err, sizeof(err));
+    if (!t) {
+        sr_log_event("error", "SIGHUP: tokens not reloaded: %s", err);
+        sr_config_free(&n);
+        return;
+    }
+    struct sr_policy p = s->edge.policy;
+    if (sr_config_policy(&n, &p, err, sizeof(err)) < 0) {
+        sr_log_event("error", "SIGHUP: configuration not reloaded: %s", err);
+        free(t);
+        sr_config_free(&n);
+        return;
+    }
+    char oldgen[SR_GENERATION_MAX + 1];
+    snprintf(oldgen, sizeof(oldgen), "%s", s->edge.policy.generation);
+    s->edge.policy = p;
+    sr_edge_set_tokens(&s->edge, t);
+    /* Settings that need a restart (listen, TLS, upstream) keep their old values. */
+    sr_config_free(&s->cfg);
+    s->cfg = n;
+    fill_health(s);
+    sr_log_event("info", "SIGHUP: reloaded %u token(s), generation %s%s", t->count, p.generation,
+                 strcmp(oldgen, p.generation) ? " (changed)" : "");
+}
+
+static void serve_help(void)
+{
+    printf("Usage: serena-remote serve [options]\n\n"
+           "Runs the gateway: clients call POST/GET/DELETE /mcp with Authorization: Bearer\n"
+           "<token>; GET /health needs no token. With --upstream every route is relayed to\n"
+           "that Streamable HTTP MCP server.\n\n"
+           "Signals: SIGHUP re-reads --env-file, API_TOKENS_FILE and the generation;\n"
+           "SIGTERM/SIGINT stop accepting and let in-flight requests finish.\n\n");
+    sr_config_print_help();
+}
+
+int sr_cmd_serve(int argc, char **argv)
+{
+    static struct serve s; /* the edge holds large static-sized tables */
+    char err[512];
+    bool help;
+    int rc = 1;
+    if (sr_config_load(&s.cfg, argc, argv, &help, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serena-remote serve: %s\n", err);
+        sr_config_free(&s.cfg);
+        return 2;
+    }
+    if (help) {
+        serve_help();
+        sr_config_free(&s.cfg);
+        return 0;
+    }
+    sr_log_set_format(s.cfg.log_json ? SR_LOG_JSON : SR_LOG_TEXT);
+    struct sr_tokens *t = sr_config_tokens(&s.cfg, err, sizeof(err));
+    if (!t) {
+        fprintf(stderr, "serena-remote serve: %s\n", err);
+        sr_config_free(&s.cfg);
+        return 2;
+    }
+    sr_policy_init(&s.edge.policy, t);
+    if (sr_config_policy(&s.cfg, &s.edge.policy, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serena-remote serve: %s\n", err);
+        free(t);
+        sr_config_free(&s.cfg);
+        return 2;
+    }
+    sr_edge_set_tokens(&s.edge, t);
+    const char *up = sr_config_get(&s.cfg, SR_SET_UPSTREAM);
+    if (!up) {
+        fprintf(stderr, "serena-remote serve: no backend: pass --upstream "
+                        "http://127.0.0.1:PORT/mcp (per-token instances are not part of this "
+                        "build yet)\n");
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    s.base = event_base_new();
+    if (!s.base) {
+        fprintf(stderr, "serena-remote serve: cannot create the event loop\n");
+        goto out;
+    }
+    if (sr_upstream_new(s.base, up, &s.upstream, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serena-remote serve: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    s.edge.upstream = s.upstream;
+    s.edge.started_us = sr_now_us();
+    fill_health(&s);
+    struct sr_server_opts o = {
+        .listen = sr_config_get(&s.cfg, SR_SET_LISTEN),
+        .tls_cert = sr_config_get(&s.cfg, SR_SET_TLS_CERT),
+        .tls_key = sr_config_get(&s.cfg, SR_SET_TLS_KEY),
+        .max_body = s.cfg.max_body,
+        .handler = sr_edge_handle,
+        .handler_arg = &s.edge,
+    };
+    if (sr_server_new(s.base, &o, &s.server, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serena-remote serve: %s\n", err);
+        goto out;
+    }
+    struct event *ev_term = evsignal_new(s.base, SIGTERM, on_stop, &s);
+    struct event *ev_int = evsignal_new(s.base, SIGINT, on_stop, &s);
+    struct event *ev_hup = evsignal_new(s.base, SIGHUP, on_hup, &s);
+    s.drain_timer = evtimer_new(s.base, drain_check, &s);
+    evsignal_add(ev_term, NULL);
+    evsignal_add(ev_int, NULL);
+    evsignal_add(ev_hup, NULL);
+    if (s.cfg.r2_enabled)
+        sr_log_event("warn", "SERENA_R2_STATE_ENABLED=1, but snapshots are not part of this "
+                             "build yet: state is not persisted");
+    sr_log_event("info",
+                 "serena-remote %s listening on %s://%s, upstream %s, %u token(s) (%s), "
+                 "generation %s",
+                 SR_VERSION, o.tls_cert ? "https" : "http", sr_server_address(s.server), up,
+                 s.edge.tokens->count, sr_tokens_strategy(s.edge.tokens), s.edge.policy.generation);
+    event_base_dispatch(s.base);
+    sr_log_event("info", "stopped");
+    event_free(ev_term);
+    event_free(ev_int);
+    event_free(ev_hup);
+    event_free(s.drain_timer);
+    rc = 0;
+out:
+    sr_server_free(s.server);
+    sr_upstream_free(s.upstream);
+    if (s.base)
+        event_base_free(s.base);
+    sr_edge_set_tokens(&s.edge, NULL);
+    sr_config_free(&s.cfg);
+    return rc;
+}

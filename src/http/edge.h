@@ -1,0 +1,37 @@
+/*
+ * The edge's request handler: asks the core what to do with each request
+ * (sr_classify) and carries the decision out: health and status documents,
+ * refusals, the initialized shim, and relays to the route's upstream.
+ *
+ * The token table can be replaced at any time (SIGHUP); requests already
+ * classified are unaffected because nothing refers to the table afterwards.
+ */
+#ifndef SR_HTTP_EDGE_H
+#define SR_HTTP_EDGE_H
+
+#include <stdint.h>
+
+#include "core/classify.h"
+#include "core/health.h"
+#include "core/tokens.h"
+#include "http/server.h"
+#include "http/upstream.h"
+
+struct sr_edge {
+    struct sr_policy policy;      /* policy.tokens points at `tokens` */
+    struct sr_tokens *tokens;     /* owned; swapped by sr_edge_set_tokens */
+    struct sr_upstream *upstream; /* borrowed: every route goes here (legacy singleton mode) */
+    struct sr_health health;      /* static fields filled by the caller */
+    uint64_t started_us;
+};
+
+/* The server's handler callback; arg is the struct sr_edge. */
+void sr_edge_handle(struct sr_req *r, void *arg);
+
+/* Take ownership of t (heap), freeing the previous table. */
+void sr_edge_set_tokens(struct sr_edge *e, struct sr_tokens *t);
+
+/* Write the /health document; returns its length or -1. */
+int sr_edge_health(struct sr_edge *e, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * Forwarding of client requests to an upstream MCP server (see relay.h for
+ * the contract). The relay object lives from sr_relay_forward until the
+ * response ends or either side fails; it is the only thing holding both the
+ * client request and the upstream exchange, so the two can never outlive
+ * each other's callbacks.
+ */
+#include "http/relay.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/errors.h"
+#include "core/limits.h"
+#include "http/log.h"
+
+struct relay {
+    struct sr_req *r;
+    struct sr_up_req *q;
+    char rpc_id[SR_RPC_ID_MAX + 1];
+};
+
+static const char *const forward_headers[] = {
+    "content-type",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+};
+
+static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, bool fix_accept)
+{
+    const struct sr_http_head *h = sr_req_head(r);
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return NULL;
+    const char *query = memchr(h->target.p, '?', h->target.n);
+    size_t qlen = query ? h->target.n - (size_t)(query - h->target.p) : 0;
+    evbuffer_add_printf(b, "%.*s %s%.*s HTTP/1.1\r\nHost: %s\r\n", (int)h->method.n, h->method.p,
+                        sr_upstream_path(u), (int)qlen, query ? query : "",
+                        sr_upstream_hostport(u));
+    for (size_t i = 0; i < sizeof(forward_headers) / sizeof(forward_headers[0]); i++) {
+        size_t n;
+        const char *v = sr_http_header_get(h, forward_headers[i], &n);
+        if (v)
+            evbuffer_add_printf(b, "%s: %.*s\r\n", forward_headers[i], (int)n, v);
+    }
+    size_t an;
+    const char *accept = sr_http_header_get(h, "accept", &an);
+    if (fix_accept || !accept)
+        evbuffer_add_printf(b, "accept: application/json, text/event-stream\r\n");
+    else
+        evbuffer_add_printf(b, "accept: %.*s\r\n", (int)an, accept);
+    size_t blen = evbuffer_get_length(sr_req_body(r));
+    bool is_get = h->method.n == 3 && memcmp(h->method.p, "GET", 3) == 0;
+    if (blen > 0 || !is_get)
+        evbuffer_add_printf(b, "content-length: %zu\r\n", blen);
+    evbuffer_add(b, "\r\n", 2);
+    /* The body is copied: the client request may end before the upstream
+     * exchange does (the shim), and a retry needs it intact. */
+    if (blen)
+        evbuffer_add(b, evbuffer_pullup(sr_req_body(r), -1), blen);
+    return b;
+}
+
+static void relay_free(struct relay *x)
+{
+    free(x);
+}
+
+static void fail_502(struct sr_req *r, const char *rpc_id, const char *what)
+{
+    char msg[384], body[SR_ERROR_BODY_MAX];
+    snprintf(msg, sizeof(msg),
+             "Bad gateway: %s. The MCP server behind serena-remote is not reachable; retry, and "
+             "if it persists check the gateway's log.",
+             what);
+    int n = sr_error_body(body, sizeof(body), SR_RPC_SERVER_ERROR, msg, rpc_id, strlen(rpc_id));
+    sr_resp_json(r, 502, NULL, body, n < 0 ? 0 : (size_t)n);
+}
+
+static void on_head(void *arg, const struct sr_http_head *h)
+{
+    struct relay *x = arg;
+    struct evbuffer *hl = evbuffer_new();
+    if (hl) {
+        for (uint32_t i = 0; i < h->nh; i++) {
+            const struct sr_http_header *e = &h->h[i];
+            if (sr_http_is_hop_header(e->name.p, e->name.n))
+                continue;
+            if (e->name.n == 14 && strncasecmp(e->name.p, "content-length", 14) == 0)
+                continue;
+            evbuffer_add(hl, e->name.p, e->name.n);
+            evbuffer_add(hl, ": ", 2);
+            evbuffer_add(hl, e->value.p, e->value.n);
+            evbuffer_add(hl, "\r\n", 2);
+        }
+    }
+    int64_t cl = h->chunked ? -1 : h->content_length;
+    sr_resp_start(x->r, h->status, h->reason.p, h->reason.n, hl, cl);
+    if (hl)
+        evbuffer_free(hl);
+}
+
+static void on_data(void *arg, struct evbuffer *data)
+{
+    struct relay *x = arg;
+    sr_resp_body(x->r, data);
+    if (sr_resp_pending(x->r) > SR_RELAY_HIGH_WATER)
+        sr_up_pause(x->q, true);
+}
+
+static void on_done(void *arg)
+{
+    struct relay *x = arg;
+    struct sr_req *r = x->r;
+    relay_free(x);
+    sr_resp_end(r);
+}
+
+static void on_error(void *arg, const char *what, bool got_head)
+{
+    struct relay *x = arg;
+    struct sr_req *r = x->r;
+    char id[SR_RPC_ID_MAX + 1];
+    snprintf(id, sizeof(id), "%s", x->rpc_id);
+    relay_free(x);
+    sr_log_event("warn", "upstream request failed: %s", what);
+    if (got_head)
+        sr_resp_abort(r); /* the status is sent; cutting the stream tells the client */
+    else
+        fail_502(r, id, what);
+}
+
+static void on_client_abort(struct sr_req *r, void *arg)
+{
+    struct relay *x = arg;
+    (void)r;
+    sr_up_cancel(x->q);
+    relay_free(x);
+}
+
+static void on_client_drain(struct sr_req *r, void *arg)
+{
+    struct relay *x = arg;
+    if (sr_resp_pending(r) <= SR_RELAY_LOW_WATER)
+        sr_up_pause(x->q, false);
+}
+
+static const struct sr_up_cbs relay_cbs = {on_head, on_data, on_done, on_error};
+
+void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, bool fix_accept, const char *rpc_id)
+{
+    struct relay *x = calloc(1, sizeof(*x));
+    struct evbuffer *b = x ? build_request(r, u, fix_accept) : NULL;
+    if (!x || !b) {
+        free(x);
+        if (b)
+            evbuffer_free(b);
+        fail_502(r, rpc_id ? rpc_id : "", "the gateway is out of memory");
+        return;
+    }
+    x->r = r;
+    snprintf(x->rpc_id, sizeof(x->rpc_id), "%s", rpc_id ? rpc_id : "");
+    const struct sr_http_head *h = sr_req_head(r);
+    bool head = h->method.n == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
+    if (sr_up_send(u, b, head, &relay_cbs, x, &x->q) < 0) {
+        evbuffer_free(b);
+        relay_free(x);
+        fail_502(r, rpc_id ? rpc_id : "", "cannot open a connection to the upstream");
+        return;
+    }
+    sr_req_set_hooks(r, on_client_abort, on_client_drain, x);
+}
+
+/* ---- background delivery (shims) ---------------------------------------- */
+
+struct background {
+    char route[SR_ROUTE_MAX + 1];
+    int status;
+};
+
+static unsigned g_background;
+
+static void bg_head(void *arg, const struct sr_http_head *h)
+{
+    ((struct background *)arg)->status = h->status;
+}
+
+static void bg_data(void *arg, struct evbuffer *data)
+{
+    (void)arg;
+    evbuffer_drain(data, evbuffer_get_length(data));
+}
+
+static void bg_done(void *arg)
+{
+    struct background *b = arg;
+    if (b->status >= 300)
+        sr_log_event("warn", "route=%s background notifications/initialized got status %d",
+                     b->route, b->status);
+    g_background--;
+    free(b);
+}
+
+static void bg_error(void *arg, const char *what, bool got_head)
+{
+    struct background *b = arg;
+    (void)got_head;
+    sr_log_event("warn", "route=%s background notifications/initialized failed: %s", b->route,
+                 what);
+    g_background--;
+    free(b);
+}
+
+static const struct sr_up_cbs bg_cbs = {bg_head, bg_data, bg_done, bg_error};
+
+int sr_relay_background(struct sr_req *r, struct sr_upstream *u, bool fix_accept, const char *route)
+{
+    if (g_background >= SR_BACKGROUND_MAX) {
+        sr_log_event("warn", "route=%s too many background deliveries; notification dropped",
+                     route);
+        return -1;
+    }
+    struct background *bg = calloc(1, sizeof(*bg));
+    struct evbuffer *b = bg ? build_request(r, u, fix_accept) : NULL;
+    struct sr_up_req *q;
+    if (!bg || !b || sr_up_send(u, b, false, &bg_cbs, bg, &q) < 0) {
+        if (b)
+            evbuffer_free(b);
+        free(bg);
+        sr_log_event("warn", "route=%s cannot deliver notifications/initialized upstream", route);
+        return -1;
+    }
+    snprintf(bg->route, sizeof(bg->route), "%s", route);
+    g_background++;
+    return 0;
+}

@@ -1,0 +1,35 @@
+/*
+ * The relay: one client request forwarded to one upstream, the response
+ * streamed back with backpressure.
+ *
+ * Upstream request: the client's method and query on the upstream's path,
+ * Host rewritten to the upstream's host:port, and only the headers MCP needs
+ * (Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID);
+ * Authorization and Origin never leave the edge. Response: status, headers
+ * (hop-by-hop ones excepted) and bytes exactly as the upstream sent them,
+ * each read forwarded at once, reading paused while the client's output is
+ * above SR_RELAY_HIGH_WATER. A client that hangs up cancels the upstream
+ * request; an upstream that fails before its head gives 502 with a JSON-RPC
+ * error naming what failed.
+ */
+#ifndef SR_HTTP_RELAY_H
+#define SR_HTTP_RELAY_H
+
+#include <stdbool.h>
+
+#include "http/server.h"
+#include "http/upstream.h"
+
+/* Relay r to u. Ends r one way or another. */
+void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, bool fix_accept, const char *rpc_id);
+
+/*
+ * Deliver r's request to u in the background (the initialized shim): the
+ * client has already been answered, so the response is read and dropped and
+ * its status logged. Call before ending r. 0, or -1 when too many are in
+ * flight or memory ran out (logged).
+ */
+int sr_relay_background(struct sr_req *r, struct sr_upstream *u, bool fix_accept,
+                        const char *route);
+
+#endif

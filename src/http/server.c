@@ -1,0 +1,849 @@
+/*
+ * HTTP/1.1 server: accepts connections (plain or TLS), reads one request at a
+ * time with the limits of core/limits.h, hands complete requests to the
+ * handler and writes responses, streaming when asked.
+ *
+ * Why our own codec on bufferevents rather than evhttp: evhttp answers
+ * oversized heads with 400 and bodies with an HTML 413, applies its timeouts
+ * to quiet SSE streams, and its parser cannot be fuzzed on its own. Here each
+ * connection is a small state machine:
+ *
+ *   HEAD -> BODY -> HANDLING (handler owns the response) -> HEAD (keep-alive)
+ *                                                        -> CLOSING (flush, free)
+ *
+ * While a response is in progress, reading stays enabled so that a client
+ * that hangs up is noticed at once (its upstream request is cancelled), and
+ * read-ahead is capped at SR_PIPELINE_MAX.
+ */
+#include "http/server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "core/errors.h"
+#include "core/mem.h"
+#include "http/log.h"
+#include "http/util.h"
+
+enum conn_state { ST_HEAD, ST_BODY, ST_HANDLING, ST_CLOSING };
+
+struct sr_conn;
+
+struct sr_req {
+    struct sr_conn *conn;
+    char *head_buf; /* copy of the head bytes; spans in `head` point into it */
+    struct sr_http_head head;
+    struct evbuffer *body;
+    uint64_t t_start;
+    /* Response. */
+    int status;
+    bool started;
+    bool chunked_out;
+    bool close_delimited;
+    bool dispatched; /* the handler owns it (counted in srv->active) */
+    bool ended;
+    uint64_t bytes_out;
+    char peer[64];
+    char route[SR_ROUTE_MAX + 1];
+    char rpc_method[SR_RPC_METHOD_MAX + 1];
+    sr_req_hook_cb on_abort;
+    sr_req_hook_cb on_drain;
+    void *hook_arg;
+};
+
+struct sr_conn {
+    struct sr_server *srv;
+    struct bufferevent *bev;
+    struct event *deadline; /* head/body must complete in SR_HEAD_TIMEOUT */
+    enum conn_state state;
+    struct sr_req *req;
+    /* Body reading. */
+    int64_t body_left; /* content-length mode: bytes still to read */
+    bool body_chunked;
+    int chunk_phase; /* 0 size line, 1 data, 2 CRLF after data, 3 trailers */
+    uint64_t chunk_left;
+    bool keep_alive;
+    char peer[64];
+    struct sr_conn *prev, *next;
+};
+
+struct sr_server {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    SSL_CTX *ssl;
+    struct sr_server_opts o;
+    struct sr_conn *conns;
+    uint32_t nconns;
+    uint32_t active;
+    char addr[80];
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_process(struct sr_conn *c);
+
+static const char *status_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Status";
+    }
+}
+
+/* ---- connection life cycle ---------------------------------------------- */
+
+static void req_free(struct sr_req *r)
+{
+    if (!r)
+        return;
+    if (r->body)
+        evbuffer_free(r->body);
+    free(r->head_buf);
+    free(r);
+}
+
+static void req_finish_log(struct sr_req *r)
+{
+    const struct sr_http_head *h = &r->head;
+    struct sr_log_entry e = {
+        .peer = r->peer,
+        .route = r->route[0] ? r->route : "-",
+        .method = h->method.p,
+        .method_len = h->method.n,
+        .path = h->path.p,
+        .path_len = h->path.n,
+        .rpc_method = r->rpc_method[0] ? r->rpc_method : "-",
+        .status = r->status,
+        .bytes = r->bytes_out,
+        .duration_us = (sr_now_us() - r->t_start),
+    };
+    sr_log_request(&e);
+}
+
+static void conn_free(struct sr_conn *c)
+{
+    struct sr_server *s = c->srv;
+    struct sr_req *r = c->req;
+    if (r) {
+        /* The client went away (or we are shutting down) mid-request: tell the
+         * handler first so it can cancel its upstream work, then forget. */
+        c->req = NULL;
+        r->conn = NULL;
+        if (r->dispatched && !r->ended) {
+            if (r->status == 0)
+                r->status = 499; /* nginx's "client closed request" */
+            req_finish_log(r);
+            s->active--;
+            if (r->on_abort)
+                r->on_abort(r, r->hook_arg);
+        }
+        req_free(r);
+    }
+    if (c->deadline)
+        event_free(c->deadline);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    free(c);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sr_conn *c = arg;
+    (void)fd;
+    (void)what;
+    /* A head or body that dribbles in for longer than SR_HEAD_TIMEOUT (or an
+     * idle keep-alive connection) is dropped: slowloris protection. */
+    if (c->state == ST_HEAD || c->state == ST_BODY)
+        conn_free(c);
+}
+
+static void arm_deadline(struct sr_conn *c, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+    evtimer_add(c->deadline, &tv);
+}
+
+static void conn_close_after_flush(struct sr_conn *c)
+{
+    c->state = ST_CLOSING;
+    evtimer_del(c->deadline);
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_free(c);
+}
+
+/* An error the server answers itself, before a handler saw the request. */
+static void conn_fail(struct sr_conn *c, int status, const char *msg)
+{
+    char body[SR_ERROR_BODY_MAX];
+    if (c->req && !c->req->dispatched) {
+        req_free(c->req);
+        c->req = NULL;
+    }
+    int n = sr_error_body(body, sizeof(body), SR_RPC_INVALID_REQUEST, msg, NULL, 0);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                        status, status_reason(status), n < 0 ? 0 : n);
+    if (n > 0)
+        evbuffer_add(out, body, (size_t)n);
+    struct sr_log_entry e = {.peer = c->peer,
+                             .route = "-",
+                             .method = "-",
+                             .method_len = 1,
+                             .path = "-",
+                             .path_len = 1,
+                             .rpc_method = "-",
+                             .status = status,
+                             .bytes = (uint64_t)(n < 0 ? 0 : n),
+                             .duration_us = 0};
+    sr_log_request(&e);
+    conn_close_after_flush(c);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    struct sr_server *s = arg;
+    (void)l;
+    (void)salen;
+    if (s->nconns >= SR_MAX_CONNECTIONS) {
+        evutil_closesocket(fd);
+        return;
+    }
+    struct sr_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sr_format_peer(sa, c->peer, sizeof(c->peer));
+    c->srv = s;
+    if (s->ssl) {
+        SSL *ssl = SSL_new(s->ssl);
+        if (!ssl) {
+            evutil_closesocket(fd);
+            free(c);
+            return;
+        }
+        c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    c->deadline = evtimer_new(s->base, deadline_cb, c);
+    if (!c->bev || !c->deadline) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->deadline)
+            event_free(c->deadline);
+        free(c);
+        return;
+    }
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    c->state = ST_HEAD;
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    struct timeval wt = {SR_WRITE_STALL, 0};
+    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    arm_deadline(c, SR_KEEPALIVE_TIMEOUT);
+}
+
+/* ---- reading requests ---------------------------------------------------- */
+
+static void start_request(struct sr_conn *c, const char *head, size_t head_len,
+                          const struct sr_http_head *parsed)
+{
+    struct sr_req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        conn_fail(c, 500, "The gateway is out of memory.");
+        return;
+    }
+    r->head_buf = malloc(head_len);
+    r->body = evbuffer_new();
+    if (!r->head_buf || !r->body) {
+        req_free(r);
+        conn_fail(c, 500, "The gateway is out of memory.");
+        return;
+    }
+    memcpy(r->head_buf, head, head_len);
+    /* Re-parse over our own copy so every span points into head_buf. */
+    sr_http_parse_request(r->head_buf, head_len, SR_MAX_HEADERS, &r->head);
+    (void)parsed;
+    r->conn = c;
+    memcpy(r->peer, c->peer, sizeof(r->peer));
+    r->t_start = sr_now_us();
+    c->req = r;
+    c->keep_alive = r->head.keep_alive;
+    c->body_chunked = r->head.chunked;
+    c->chunk_phase = 0;
+    c->body_left = r->head.content_length > 0 ? r->head.content_length : 0;
+}
+
+static void dispatch(struct sr_conn *c)
+{
+    struct sr_server *s = c->srv;
+    c->state = ST_HANDLING;
+    evtimer_del(c->deadline);
+    s->active++;
+    c->req->dispatched = true;
+    /* Reading stays on to notice a hang-up; read-ahead is capped in conn_read_cb. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, SR_RELAY_LOW_WATER, 0);
+    s->o.handler(c->req, s->o.handler_arg);
+}
+
+static bool body_over_limit(struct sr_conn *c, size_t have)
+{
+    return have > c->srv->o.max_body;
+}
+
+static void body_too_large(struct sr_conn *c)
+{
+    conn_fail(c, 413,
+              "The request body is larger than the gateway's limit (--max-body); send a "
+              "smaller request.");
+}
+
+/* Returns 1 when the body is complete, 0 when more is needed, -1 after failing the connection. */
+static int read_body(struct sr_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct sr_req *r = c->req;
+    if (!c->body_chunked) {
+        size_t avail = evbuffer_get_length(in);
+        size_t take = (size_t)c->body_left < avail ? (size_t)c->body_left : avail;
+        if (take) {
+            evbuffer_remove_buffer(in, r->body, take);
+            c->body_left -= (int64_t)take;
+        }
+        return c->body_left == 0 ? 1 : 0;
+    }
+    for (;;) {
+        if (c->chunk_phase == 0 || c->chunk_phase == 3) {
+            struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_CRLF_STRICT);
+            if (p.pos < 0) {
+                if (evbuffer_get_length(in) > 4096) {
+                    conn_fail(c, 400, "A chunk-size line in the request body is too long.");
+                    return -1;
+                }
+                return 0;
+            }
+            size_t n = (size_t)p.pos;
+            char line[4096];
+            if (n >= sizeof(line)) {
+                conn_fail(c, 400, "A chunk-size line in the request body is too long.");
+                return -1;
+            }
+            evbuffer_remove(in, line, n);
+            evbuffer_drain(in, 2);
+            if (c->chunk_phase == 3) {
+                if (n == 0)
+                    return 1; /* end of trailers */
+                continue;     /* trailers are read and ignored */
+            }
+            uint64_t size;
+            if (sr_http_parse_chunk_size(line, n, &size) < 0) {
+                conn_fail(c, 400, "The request body's chunked encoding is malformed.");
+                return -1;
+            }
+            if (size == 0) {
+                c->chunk_phase = 3;
+                continue;
+            }
+            if (body_over_limit(c, evbuffer_get_length(r->body) + size)) {
+                body_too_large(c);
+                return -1;
+            }
+            c->chunk_left = size;
+            c->chunk_phase = 1;
+        }
+        if (c->chunk_phase == 1) {
+            size_t avail = evbuffer_get_length(in);
+            if (avail == 0)
+                return 0;
+            size_t take = c->chunk_left < avail ? (size_t)c->chunk_left : avail;
+            evbuffer_remove_buffer(in, r->body, take);
+            c->chunk_left -= take;
+            if (c->chunk_left)
+                return 0;
+            c->chunk_phase = 2;
+        }
+        if (c->chunk_phase == 2) {
+            if (evbuffer_get_length(in) < 2)
+                return 0;
+            char crlf[2];
+            evbuffer_remove(in, crlf, 2);
+            if (crlf[0] != '\r' || crlf[1] != '\n') {
+                conn_fail(c, 400, "The request body's chunked encoding is malformed.");
+                return -1;
+            }
+            c->chunk_phase = 0;
+        }
+    }
+}
+
+static void conn_process(struct sr_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (c->state == ST_HEAD) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        /* Contiguous view of at most the head limit (+4 to see the terminator). */
+        size_t look = avail < SR_MAX_HEADERS + 4 ? avail : SR_MAX_HEADERS + 4;
+        const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+        struct sr_http_head h;
+        int rc = sr_http_parse_request(buf, look, SR_MAX_HEADERS, &h);
+        if (rc == SR_HTTP_E_MORE) {
+            if (c->req == NULL)
+                arm_deadline(c, SR_HEAD_TIMEOUT);
+            return;
+        }
+        if (rc < 0) {
+            if (rc == SR_HTTP_E_TOOLARGE || rc == SR_HTTP_E_COUNT)
+                conn_fail(c, 431,
+                          "The request headers are larger than 16 KiB (or more than 128 "
+                          "headers); send fewer or smaller headers.");
+            else if (rc == SR_HTTP_E_VERSION)
+                conn_fail(c, 505, "Only HTTP/1.0 and HTTP/1.1 are supported.");
+            else if (rc == SR_HTTP_E_FRAMING)
+                conn_fail(c, 400,
+                          "The request's body framing is invalid (Transfer-Encoding other "
+                          "than chunked, or together with Content-Length).");
+            else
+                conn_fail(c, 400, "The request is not valid HTTP/1.1.");
+            return;
+        }
+        if (h.content_length > 0 && (uint64_t)h.content_length > c->srv->o.max_body) {
+            body_too_large(c);
+            return;
+        }
+        start_request(c, buf, (size_t)rc, &h);
+        if (!c->req)
+            return;
+        evbuffer_drain(in, (size_t)rc);
+        c->state = ST_BODY;
+        arm_deadline(c, SR_HEAD_TIMEOUT);
+        if (c->req->head.expect_continue && (c->body_left > 0 || c->body_chunked))
+            evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+    if (c->state == ST_BODY) {
+        int rc = read_body(c);
+        if (rc <= 0)
+            return;
+        dispatch(c);
+        return;
+    }
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct sr_conn *c = arg;
+    (void)bev;
+    if (c->state == ST_HANDLING) {
+        /* Read-ahead during a response: keep it bounded. */
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > SR_PIPELINE_MAX)
+            bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    if (c->state == ST_CLOSING) {
+        evbuffer_drain(bufferevent_get_input(c->bev),
+                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+        return;
+    }
+    conn_process(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct sr_conn *c = arg;
+    if (c->state == ST_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            conn_free(c);
+        return;
+    }
+    if (c->state == ST_HANDLING && c->req && c->req->on_drain)
+        c->req->on_drain(c->req, c->req->hook_arg);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct sr_conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == ST_CLOSING)
+        return; /* half-close while we flush the last response */
+    conn_free(c);
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+const struct sr_http_head *sr_req_head(const struct sr_req *r)
+{
+    return &r->head;
+}
+
+struct evbuffer *sr_req_body(struct sr_req *r)
+{
+    return r->body;
+}
+
+const char *sr_req_header(const struct sr_req *r, const char *name, size_t *n)
+{
+    return sr_http_header_get(&r->head, name, n);
+}
+
+bool sr_req_client_alive(const struct sr_req *r)
+{
+    return r->conn != NULL;
+}
+
+void sr_req_set_route(struct sr_req *r, const char *route)
+{
+    snprintf(r->route, sizeof(r->route), "%s", route);
+}
+
+void sr_req_set_rpc_method(struct sr_req *r, const char *m)
+{
+    snprintf(r->rpc_method, sizeof(r->rpc_method), "%s", m);
+}
+
+void sr_req_set_hooks(struct sr_req *r, sr_req_hook_cb on_abort, sr_req_hook_cb on_drain, void *arg)
+{
+    r->on_abort = on_abort;
+    r->on_drain = on_drain;
+    r->hook_arg = arg;
+}
+
+static bool head_request(const struct sr_req *r)
+{
+    return r->head.method.n == 4 && memcmp(r->head.method.p, "HEAD", 4) == 0;
+}
+
+void sr_resp_start(struct sr_req *r, int status, const char *reason, size_t reason_len,
+                   struct evbuffer *header_lines, int64_t content_length)
+{
+    struct sr_conn *c = r->conn;
+    r->status = status;
+    r->started = true;
+    if (!c)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    bool bodiless = head_request(r) || status == 204 || status == 304 || status < 200;
+    if (!reason || reason_len == 0) {
+        reason = status_reason(status);
+        reason_len = strlen(reason);
+    }
+    evbuffer_add_printf(out, "HTTP/1.%d %d %.*s\r\n", r->head.minor ? 1 : 0, status,
+                        (int)reason_len, reason);
+    if (header_lines)
+        evbuffer_add_buffer(out, header_lines);
+    if (bodiless) {
+        if (content_length >= 0 && head_request(r))
+            evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+    } else if (content_length >= 0) {
+        evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+    } else if (r->head.minor >= 1) {
+        r->chunked_out = true;
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    } else {
+        r->close_delimited = true;
+        c->keep_alive = false;
+    }
+    if (!c->keep_alive)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    else if (r->head.minor == 0)
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void sr_resp_body(struct sr_req *r, struct evbuffer *data)
+{
+    size_t n = evbuffer_get_length(data);
+    if (!r->conn || n == 0 || head_request(r)) {
+        evbuffer_drain(data, n);
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(r->conn->bev);
+    if (r->chunked_out)
+        evbuffer_add_printf(out, "%zx\r\n", n);
+    evbuffer_add_buffer(out, data);
+    if (r->chunked_out)
+        evbuffer_add(out, "\r\n", 2);
+    r->bytes_out += n;
+}
+
+size_t sr_resp_pending(const struct sr_req *r)
+{
+    if (!r->conn)
+        return 0;
+    return evbuffer_get_length(bufferevent_get_output(r->conn->bev));
+}
+
+static void req_done(struct sr_req *r, bool abort_conn)
+{
+    struct sr_conn *c = r->conn;
+    r->ended = true;
+    req_finish_log(r);
+    if (!c) {
+        req_free(r);
+        return;
+    }
+    struct sr_server *s = c->srv;
+    s->active--;
+    c->req = NULL;
+    req_free(r);
+    if (abort_conn) {
+        conn_free(c);
+        return;
+    }
+    if (!c->keep_alive || s->listener == NULL) {
+        conn_close_after_flush(c);
+        return;
+    }
+    c->state = ST_HEAD;
+    bufferevent_enable(c->bev, EV_READ);
+    arm_deadline(c, SR_KEEPALIVE_TIMEOUT);
+    /* A pipelined request may already be waiting. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        conn_process(c);
+}
+
+void sr_resp_end(struct sr_req *r)
+{
+    if (r->conn && r->chunked_out && !head_request(r))
+        evbuffer_add(bufferevent_get_output(r->conn->bev), "0\r\n\r\n", 5);
+    if (r->close_delimited && r->conn)
+        r->conn->keep_alive = false;
+    req_done(r, false);
+}
+
+void sr_resp_abort(struct sr_req *r)
+{
+    req_done(r, true);
+}
+
+void sr_resp_simple(struct sr_req *r, int status, const char *ctype, const char *extra_headers,
+                    const char *body, size_t n)
+{
+    struct evbuffer *hl = evbuffer_new();
+    if (hl) {
+        if (ctype)
+            evbuffer_add_printf(hl, "Content-Type: %s\r\n", ctype);
+        if (extra_headers)
+            evbuffer_add(hl, extra_headers, strlen(extra_headers));
+    }
+    sr_resp_start(r, status, NULL, 0, hl, (int64_t)n);
+    if (hl)
+        evbuffer_free(hl);
+    if (r->conn && n && !head_request(r)) {
+        evbuffer_add(bufferevent_get_output(r->conn->bev), body, n);
+        r->bytes_out += n;
+    }
+    sr_resp_end(r);
+}
+
+void sr_resp_json(struct sr_req *r, int status, const char *extra_headers, const char *body,
+                  size_t n)
+{
+    sr_resp_simple(r, status, "application/json", extra_headers, body, n);
+}
+
+/* ---- server -------------------------------------------------------------- */
+
+static void listener_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    /* EMFILE and friends: keep running; the accept is retried by libevent. */
+    fprintf(stderr, "serena-remote: accept failed: %s\n", strerror(errno));
+}
+
+static SSL_CTX *tls_ctx(const char *cert, const char *key, char *errbuf, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        snprintf(errbuf, errlen, "cannot create a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        snprintf(errbuf, errlen,
+                 "cannot load the TLS certificate %s: %s (check the path and that it is PEM)", cert,
+                 ERR_reason_error_string(ERR_get_error()));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(errbuf, errlen,
+                 "cannot load the TLS key %s or it does not match the certificate: %s", key,
+                 ERR_reason_error_string(ERR_get_error()));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int sr_server_new(struct event_base *base, const struct sr_server_opts *o, struct sr_server **out,
+                  char *errbuf, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    *out = NULL;
+    if (sr_parse_hostport(o->listen, &ss, &sslen) < 0) {
+        snprintf(errbuf, errlen,
+                 "--listen %s is not a valid address: use host:port, e.g. 127.0.0.1:8787",
+                 o->listen);
+        return -1;
+    }
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+        snprintf(errbuf, errlen, "--tls-cert and --tls-key must be given together");
+        return -1;
+    }
+    struct sr_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    s->base = base;
+    s->o = *o;
+    if (o->tls_cert) {
+        s->ssl = tls_ctx(o->tls_cert, o->tls_key, errbuf, errlen);
+        if (!s->ssl) {
+            free(s);
+            return -1;
+        }
+    }
+    s->listener = evconnlistener_new_bind(
+        base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+        (struct sockaddr *)&ss, (int)sslen);
+    if (!s->listener) {
+        snprintf(errbuf, errlen, "cannot listen on %s: %s (is another process using the port?)",
+                 o->listen, strerror(errno));
+        if (s->ssl)
+            SSL_CTX_free(s->ssl);
+        free(s);
+        return -1;
+    }
+    evconnlistener_set_error_cb(s->listener, listener_error_cb);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen) == 0)
+        sr_format_peer((struct sockaddr *)&bound, s->addr, sizeof(s->addr));
+    *out = s;
+    return 0;
+}
+
+void sr_server_stop_accepting(struct sr_server *s)
+{
+    if (!s || !s->listener)
+        return;
+    evconnlistener_free(s->listener);
+    s->listener = NULL;
+    /* Idle keep-alive connections are closed now; busy ones close after their response. */
+    struct sr_conn *c = s->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == ST_HEAD && c->req == NULL &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+            conn_free(c);
+    }
+}
+
+uint32_t sr_server_active_requests(const struct sr_server *s)
+{
+    return s ? s->active : 0;
+}
+
+uint32_t sr_server_connections(const struct sr_server *s)
+{
+    return s ? s->nconns : 0;
+}
+
+const char *sr_server_address(const struct sr_server *s)
+{
+    return s->addr;
+}
+
+void sr_server_free(struct sr_server *s)
+{
+    if (!s)
+        return;
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    while (s->conns)
+        conn_free(s->conns);
+    if (s->ssl)
+        SSL_CTX_free(s->ssl);
+    free(s);
+}

@@ -1,0 +1,18 @@
+/*
+ * Small host-side helpers shared by the edge: clocks and socket addresses.
+ */
+#ifndef SR_HTTP_UTIL_H
+#define SR_HTTP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Monotonic microseconds. */
+uint64_t sr_now_us(void);
+/* "host:port" or "[v6]:port" (numeric hosts, or "localhost") into a sockaddr; -1 on junk. */
+int sr_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+/* "1.2.3.4:5" / "[::1]:5" of a sockaddr. */
+void sr_format_peer(const struct sockaddr *sa, char *out, size_t cap);
+
+#endif
