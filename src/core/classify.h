@@ -30,13 +30,16 @@ struct sr_policy {
     /* ALLOWED_ORIGINS: exact, case-insensitive matches of the Origin header; "*" allows any. */
     char origins[SR_ORIGINS_MAX][SR_ORIGIN_LEN_MAX + 1];
     uint32_t origin_count;
-    uint32_t max_body;    /* bytes; SR_MAX_BODY_DEFAULT */
-    bool check_bearer;    /* false in `run` behind the Worker (the Worker authenticated) */
-    bool bare_get_405;    /* Worker: a GET /mcp is refused (an open stream keeps a container awake) */
+    uint32_t max_body; /* bytes; SR_MAX_BODY_DEFAULT */
+    bool check_bearer; /* false in `run` behind the Worker (the Worker authenticated) */
+    bool bare_get_405; /* Worker: a GET /mcp is refused (an open stream keeps a container awake) */
 };
 
 /* Fill defaults: generation "gen-1", no origins, 4 MiB, bearer checked, GET allowed. */
 void sr_policy_init(struct sr_policy *p, const struct sr_tokens *tokens);
+
+/* Set MCP_CONTAINER_ROUTE_GENERATION ([A-Za-z0-9._-]{1,64}; empty: the default); -1 with err. */
+int sr_policy_set_generation(struct sr_policy *p, const char *s, size_t n, struct sr_core_err *err);
 
 /* Parse ALLOWED_ORIGINS ("https://a.example, https://b.example" or "*"); -1 with err on junk. */
 int sr_policy_set_origins(struct sr_policy *p, const char *list, size_t n, struct sr_core_err *err);
@@ -77,14 +80,14 @@ enum sr_shim {
 
 struct sr_decision {
     enum sr_action action;
-    int status;             /* HTTP status for REJECT (and 202 for the shim) */
-    const char *allow;      /* non-NULL: send "Allow: <allow>" (405) */
-    bool www_authenticate;  /* send "WWW-Authenticate: Bearer ..." (401) */
-    int32_t token_index;    /* the matched entry (FORWARD, STATUS), else -1 */
+    int status;            /* HTTP status for REJECT (and 202 for the shim) */
+    const char *allow;     /* non-NULL: send "Allow: <allow>" (405) */
+    bool www_authenticate; /* send "WWW-Authenticate: Bearer ..." (401) */
+    int32_t token_index;   /* the matched entry (FORWARD, STATUS), else -1 */
     char route[SR_ROUTE_MAX + 1];
     enum sr_shim shim;
-    bool fix_accept;        /* send "Accept: application/json, text/event-stream" upstream */
-    bool is_initialize;     /* POST initialize without a session */
+    bool fix_accept;    /* send "Accept: application/json, text/event-stream" upstream */
+    bool is_initialize; /* POST initialize without a session */
     /* Peeked JSON-RPC fields (POST bodies), for logs and error bodies. */
     char rpc_method[SR_RPC_METHOD_MAX + 1]; /* "" when absent; "(batch)" for arrays */
     char rpc_id[SR_RPC_ID_MAX + 1];         /* raw JSON of the id, "" when absent */
@@ -99,7 +102,7 @@ struct sr_decision {
  * is not pathological; more gives a 400 naming the limit). Always fills *d
  * and returns 0; -1 only for a NULL argument.
  */
-int sr_classify(const struct sr_policy *p, const struct sr_request *req, struct sr_json_tok *scratch,
-                uint32_t scratch_cap, struct sr_decision *d);
+int sr_classify(const struct sr_policy *p, const struct sr_request *req,
+                struct sr_json_tok *scratch, uint32_t scratch_cap, struct sr_decision *d);
 
 #endif
