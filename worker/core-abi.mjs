@@ -48,6 +48,7 @@ export class Core {
   // instance: a WebAssembly.Instance of core.wasm (no imports).
   constructor(instance) {
     this.x = instance.exports;
+    this.maxBody = 4 * 1024 * 1024;
     if (this.x.sr_abi_version() !== ABI_VERSION)
       throw new Error(`core.wasm ABI ${this.x.sr_abi_version()} is not the expected ${ABI_VERSION}`);
   }
@@ -94,10 +95,13 @@ export class Core {
   setPolicy({ generation = "", origins = "", checkBearer = true, bareGet405 = false, maxBody = 0 } = {}) {
     const [g, o] = this.write(enc.encode(generation), enc.encode(origins));
     this.check(this.x.sr_set_policy(g, o, checkBearer ? 1 : 0, bareGet405 ? 1 : 0, maxBody >>> 0));
+    this.maxBody = maxBody > 0 ? maxBody : 4 * 1024 * 1024;
   }
 
   // req: {method, path, headers, digest?, body_too_large?, body?: string|bytes, body_hex?}.
-  // Returns the decision object (see src/core/describe.h).
+  // headers: a Headers object or a plain object (any case); only the four the core reads are sent.
+  // Returns the decision object (see src/core/describe.h). A Worker that streams bodies should
+  // check Content-Length itself and pass body_too_large instead of reading an oversized body.
   classify(req) {
     const desc = {
       method: req.method,
@@ -106,7 +110,12 @@ export class Core {
     };
     if (req.digest !== undefined) desc.digest = req.digest;
     if (req.body_too_large !== undefined) desc.body_too_large = !!req.body_too_large;
-    const body = req.body_hex !== undefined ? hexToBytes(req.body_hex) : bytesOf(req.body);
+    let body = req.body_hex !== undefined ? hexToBytes(req.body_hex) : bytesOf(req.body);
+    // A body over the limit is never copied in: the core answers 413 from the flag alone.
+    if (body.length > this.maxBody) {
+      desc.body_too_large = true;
+      body = new Uint8Array(0);
+    }
     const [r, b] = this.write(enc.encode(JSON.stringify(desc)), body);
     this.check(this.x.sr_classify_json(r, b));
     return JSON.parse(this.output());
