@@ -51,6 +51,19 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
                             "idle time before an instance sleeps (s, m, h)"},
     [SR_SET_STATE_DIR] = {"--state-dir", "SERENA_REMOTE_STATE_DIR", "./.serena-remote", false,
                           "per-route state directories"},
+    [SR_SET_BACKEND_CMD] = {"--backend-cmd", "SERENA_BACKEND_CMD", NULL, false,
+                            "backend command template ({port} {home} {workdir} {route}); "
+                            "default: Serena"},
+    [SR_SET_START_TIMEOUT] = {"--start-timeout", "SERENA_START_TIMEOUT", "120s", false,
+                              "how long a backend may take to answer after its start"},
+    [SR_SET_STOP_GRACE] = {"--stop-grace", "SERENA_STOP_GRACE", "10s", false,
+                           "SIGTERM to SIGKILL delay when an instance stops"},
+    [SR_SET_SERENA_CONTEXT] = {NULL, "SERENA_CONTEXT", "agent", false,
+                               "Serena --context for the default backend"},
+    [SR_SET_SERENA_PROJECT] = {NULL, "SERENA_PROJECT", NULL, false,
+                               "Serena --project for the default backend"},
+    [SR_SET_ALLOW_SHELL] = {NULL, "SERENA_ALLOW_SHELL", "0", false,
+                            "1: leave Serena's execute_shell_command enabled"},
     [SR_SET_R2_ENABLED] = {NULL, "SERENA_R2_STATE_ENABLED", "0", false,
                            "1: snapshot state to S3/R2"},
     [SR_SET_R2_PREFIX] = {NULL, "SERENA_R2_STATE_PREFIX",
@@ -188,6 +201,17 @@ static int validate(struct sr_config *c, char *err, size_t errlen)
     v = c->value[SR_SET_SLEEP_AFTER];
     if (sr_duration_parse(v, strlen(v), &c->sleep_after) < 0 || c->sleep_after == 0)
         BAD(SR_SET_SLEEP_AFTER, "a duration like 90s, 15m or 1h");
+    v = c->value[SR_SET_START_TIMEOUT];
+    if (sr_duration_parse(v, strlen(v), &c->start_timeout) < 0 || c->start_timeout == 0)
+        BAD(SR_SET_START_TIMEOUT, "a duration like 120s or 5m");
+    v = c->value[SR_SET_STOP_GRACE];
+    if (sr_duration_parse(v, strlen(v), &c->stop_grace) < 0)
+        BAD(SR_SET_STOP_GRACE, "a duration like 10s");
+    if (parse_flag01(c->value[SR_SET_ALLOW_SHELL], &c->allow_shell) < 0)
+        BAD(SR_SET_ALLOW_SHELL, "0 or 1");
+    v = c->value[SR_SET_SERENA_CONTEXT];
+    if (!sr_route_valid_name(v, strlen(v), 64))
+        BAD(SR_SET_SERENA_CONTEXT, "a context name such as agent or desktop-app");
     if (parse_u32(c->value[SR_SET_MAX_INSTANCES], 1024, &c->max_instances) < 0 ||
         c->max_instances == 0)
         BAD(SR_SET_MAX_INSTANCES, "a number from 1 to 1024");
@@ -393,6 +417,38 @@ int sr_config_policy(const struct sr_config *c, struct sr_policy *p, char *err, 
         return -1;
     }
     return 0;
+}
+
+char *sr_config_backend_cmd(const struct sr_config *c)
+{
+    const char *t = c->value[SR_SET_BACKEND_CMD];
+    if (t && *t)
+        return strdup(t);
+    const char *project = c->value[SR_SET_SERENA_PROJECT];
+    char buf[8192];
+    int n = snprintf(buf, sizeof(buf),
+                     "serena start-mcp-server --transport streamable-http --host 127.0.0.1 "
+                     "--port {port} --context %s --enable-web-dashboard false "
+                     "--open-web-dashboard false",
+                     c->value[SR_SET_SERENA_CONTEXT]);
+    if (project && *project && n > 0 && (size_t)n < sizeof(buf)) {
+        /* Quoted for the shell: a project path may hold spaces. */
+        size_t k = (size_t)n;
+        const char *pre = " --project '";
+        for (const char *q = pre; *q && k + 1 < sizeof(buf); q++)
+            buf[k++] = *q;
+        for (const char *q = project; *q && k + 5 < sizeof(buf); q++) {
+            if (*q == '\'') {
+                memcpy(buf + k, "'\\''", 4);
+                k += 4;
+            } else {
+                buf[k++] = *q;
+            }
+        }
+        buf[k++] = '\'';
+        buf[k] = '\0';
+    }
+    return strdup(buf);
 }
 
 void sr_config_print_help(void)

@@ -34,6 +34,12 @@ enum sr_setting {
     SR_SET_MAX_INSTANCES,
     SR_SET_SLEEP_AFTER,
     SR_SET_STATE_DIR,
+    SR_SET_BACKEND_CMD,
+    SR_SET_START_TIMEOUT,
+    SR_SET_STOP_GRACE,
+    SR_SET_SERENA_CONTEXT,
+    SR_SET_SERENA_PROJECT,
+    SR_SET_ALLOW_SHELL,
     SR_SET_R2_ENABLED,
     SR_SET_R2_PREFIX,
     SR_SET_R2_PARTITION,
@@ -71,6 +77,9 @@ struct sr_config {
     uint32_t drain_timeout;
     uint32_t max_instances;
     uint32_t sleep_after;
+    uint32_t start_timeout;
+    uint32_t stop_grace;
+    bool allow_shell;
     bool r2_enabled, r2_strict;
     uint32_t r2_interval, r2_retention;
     int log_json;
@@ -92,6 +101,12 @@ const char *sr_config_get(const struct sr_config *c, enum sr_setting s);
 struct sr_tokens *sr_config_tokens(const struct sr_config *c, char *err, size_t errlen);
 /* Fill the policy (generation, origins, max body) from the configuration. */
 int sr_config_policy(const struct sr_config *c, struct sr_policy *p, char *err, size_t errlen);
+
+/*
+ * The backend command template: --backend-cmd when set, else Serena's
+ * command line built from SERENA_CONTEXT / SERENA_PROJECT. Caller frees.
+ */
+char *sr_config_backend_cmd(const struct sr_config *c);
 
 /* Print the settings help block (flags, environment names, defaults). */
 void sr_config_print_help(void);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "instance/spawn.h"
 
 static void usage(FILE *f)
 {
@@ -28,6 +29,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "__exec") == 0) /* internal: the backend wrapper (instance/spawn.c) */
+        return sr_child_exec_main(argc, argv);
     if (strcmp(cmd, "serve") == 0)
         return sr_cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0)

@@ -7,7 +7,9 @@
  * connections; SIGTERM/SIGINT stop accepting, let in-flight requests finish
  * for at most --drain-timeout, then exit 0.
  */
+#include <errno.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include "http/server.h"
 #include "http/upstream.h"
 #include "http/util.h"
+#include "instance/manager.h"
 
 struct serve {
     struct event_base *base;
@@ -28,6 +31,9 @@ struct serve {
     struct sr_edge edge;
     struct sr_server *server;
     struct sr_upstream *upstream;
+    struct sr_instances *instances;
+    char *backend_cmd;
+    char self_exe[4096];
     struct event *drain_timer;
     uint64_t drain_deadline_us;
     bool draining;
@@ -41,7 +47,7 @@ static void fill_health(struct serve *s)
     h->version = SR_VERSION;
     h->role = "serve";
     h->upstream_mode = s->upstream ? "upstream" : "instances";
-    h->max_instances = s->upstream ? 1 : c->max_instances;
+    h->max_instances = s->upstream ? 0 : c->max_instances;
     h->p_enabled = c->r2_enabled;
     h->p_store = c->r2_enabled ? "s3" : "none";
     h->p_bucket = c->r2_enabled ? sr_config_get(c, SR_SET_R2_BUCKET) : "";
@@ -54,6 +60,12 @@ static void fill_health(struct serve *s)
     h->p_state = c->r2_enabled ? "unavailable" : "disabled";
 }
 
+static void instances_stopped(void *arg)
+{
+    struct serve *s = arg;
+    event_base_loopbreak(s->base);
+}
+
 static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
     struct serve *s = arg;
@@ -63,6 +75,11 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     if (active == 0 || sr_now_us() >= s->drain_deadline_us) {
         if (active)
             sr_log_event("warn", "drain timeout: closing %u request(s) still in flight", active);
+        if (s->instances) {
+            /* Streams are closed, backends get SIGTERM (then SIGKILL after the grace). */
+            sr_instances_shutdown(s->instances, instances_stopped, s);
+            return;
+        }
         event_base_loopbreak(s->base);
         return;
     }
@@ -121,6 +138,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     snprintf(oldgen, sizeof(oldgen), "%s", s->edge.policy.generation);
     s->edge.policy = p;
     sr_edge_set_tokens(&s->edge, t);
+    if (s->instances && strcmp(oldgen, p.generation) != 0)
+        sr_instances_set_generation(s->instances, p.generation);
     /* Settings that need a restart (listen, TLS, upstream) keep their old values. */
     sr_config_free(&s->cfg);
     s->cfg = n;
@@ -133,8 +152,10 @@ static void serve_help(void)
 {
     printf("Usage: serena-remote serve [options]\n\n"
            "Runs the gateway: clients call POST/GET/DELETE /mcp with Authorization: Bearer\n"
-           "<token>; GET /health needs no token. With --upstream every route is relayed to\n"
-           "that Streamable HTTP MCP server.\n\n"
+           "<token>; GET /health needs no token, GET /status shows the caller's instance.\n"
+           "Without --upstream every token gets its own backend (Serena by default), started\n"
+           "on demand, put to sleep after SLEEP_AFTER without a POST. With --upstream every\n"
+           "route is relayed to that one Streamable HTTP MCP server.\n\n"
            "Signals: SIGHUP re-reads --env-file, API_TOKENS_FILE and the generation;\n"
            "SIGTERM/SIGINT stop accepting and let in-flight requests finish.\n\n");
     sr_config_print_help();
@@ -172,24 +193,47 @@ int sr_cmd_serve(int argc, char **argv)
     }
     sr_edge_set_tokens(&s.edge, t);
     const char *up = sr_config_get(&s.cfg, SR_SET_UPSTREAM);
-    if (!up) {
-        fprintf(stderr, "serena-remote serve: no backend: pass --upstream "
-                        "http://127.0.0.1:PORT/mcp (per-token instances are not part of this "
-                        "build yet)\n");
-        goto out;
-    }
     signal(SIGPIPE, SIG_IGN);
     s.base = event_base_new();
     if (!s.base) {
         fprintf(stderr, "serena-remote serve: cannot create the event loop\n");
         goto out;
     }
-    if (sr_upstream_new(s.base, up, &s.upstream, err, sizeof(err)) < 0) {
-        fprintf(stderr, "serena-remote serve: %s\n", err);
-        rc = 2;
-        goto out;
+    if (up) {
+        if (sr_upstream_new(s.base, up, &s.upstream, err, sizeof(err)) < 0) {
+            fprintf(stderr, "serena-remote serve: %s\n", err);
+            rc = 2;
+            goto out;
+        }
+        s.edge.upstream = s.upstream;
+    } else {
+        ssize_t n = readlink("/proc/self/exe", s.self_exe, sizeof(s.self_exe) - 1);
+        if (n <= 0) {
+            fprintf(stderr, "serena-remote serve: cannot find its own binary: %s\n",
+                    strerror(errno));
+            goto out;
+        }
+        s.self_exe[n] = '\0';
+        s.backend_cmd = sr_config_backend_cmd(&s.cfg);
+        const char *state_dir = sr_config_get(&s.cfg, SR_SET_STATE_DIR);
+        int reaped = sr_instances_reap_orphans(state_dir);
+        if (reaped)
+            sr_log_event("warn", "reaped %d orphaned backend(s) from a previous run", reaped);
+        struct sr_inst_opts io = {
+            .state_dir = state_dir,
+            .backend_cmd = s.backend_cmd,
+            .self_exe = s.self_exe,
+            .max_instances = s.cfg.max_instances,
+            .sleep_after = s.cfg.sleep_after,
+            .start_timeout = s.cfg.start_timeout,
+            .stop_grace = s.cfg.stop_grace,
+        };
+        if (sr_instances_new(s.base, &io, &s.instances, err, sizeof(err)) < 0) {
+            fprintf(stderr, "serena-remote serve: %s\n", err);
+            goto out;
+        }
+        s.edge.instances = s.instances;
     }
-    s.edge.upstream = s.upstream;
     s.edge.started_us = sr_now_us();
     fill_health(&s);
     struct sr_server_opts o = {
@@ -215,9 +259,10 @@ int sr_cmd_serve(int argc, char **argv)
         sr_log_event("warn", "SERENA_R2_STATE_ENABLED=1, but snapshots are not part of this "
                              "build yet: state is not persisted");
     sr_log_event("info",
-                 "serena-remote %s listening on %s://%s, upstream %s, %u token(s) (%s), "
+                 "serena-remote %s listening on %s://%s, %s %s, %u token(s) (%s), "
                  "generation %s",
-                 SR_VERSION, o.tls_cert ? "https" : "http", sr_server_address(s.server), up,
+                 SR_VERSION, o.tls_cert ? "https" : "http", sr_server_address(s.server),
+                 up ? "upstream" : "per-token instances of", up ? up : s.backend_cmd,
                  s.edge.tokens->count, sr_tokens_strategy(s.edge.tokens), s.edge.policy.generation);
     event_base_dispatch(s.base);
     sr_log_event("info", "stopped");
@@ -228,6 +273,8 @@ int sr_cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     sr_server_free(s.server);
+    sr_instances_free(s.instances);
+    free(s.backend_cmd);
     sr_upstream_free(s.upstream);
     if (s.base)
         event_base_free(s.base);

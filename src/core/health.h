@@ -10,26 +10,26 @@
 #include <stdbool.h>
 
 struct sr_health {
-    const char *status;         /* "ok" | "degraded" */
-    const char *version;        /* serena-remote version */
-    const char *role;           /* "serve" | "run" | "worker" */
-    const char *generation;     /* route generation */
-    const char *strategy;       /* sr_tokens_strategy() */
+    const char *status;     /* "ok" | "degraded" */
+    const char *version;    /* serena-remote version */
+    const char *role;       /* "serve" | "run" | "worker" */
+    const char *generation; /* route generation */
+    const char *strategy;   /* sr_tokens_strategy() */
     uint32_t token_count;
-    const char *upstream_mode;  /* "upstream" (one server for every route) | "instances" */
+    const char *upstream_mode; /* "upstream" (one server for every route) | "instances" */
     /* Instances summary. */
     uint32_t max_instances;
     uint32_t inst_starting, inst_ready, inst_idle, inst_stopping, inst_failed;
     /* Persistence summary. */
     bool p_enabled;
-    const char *p_store;        /* "none" | "file" | "s3" */
-    const char *p_bucket;       /* "" when not applicable */
+    const char *p_store;  /* "none" | "file" | "s3" */
+    const char *p_bucket; /* "" when not applicable */
     const char *p_prefix;
-    const char *p_partition;    /* "durable-object" | "token" | "shared" */
-    uint32_t p_interval;        /* seconds */
+    const char *p_partition; /* "durable-object" | "token" | "shared" */
+    uint32_t p_interval;     /* seconds */
     uint32_t p_retention;
     bool p_strict;
-    const char *p_state;        /* "ok" | "degraded" | "disabled" */
+    const char *p_state; /* "ok" | "degraded" | "disabled" */
     uint64_t uptime_seconds;
 };
 

@@ -121,7 +121,8 @@ void sr_jw_bool(struct sr_jw *w, bool v);
 void sr_jw_null(struct sr_jw *w);
 /* Already-valid JSON text inserted as one value (caller guarantees validity). */
 void sr_jw_raw(struct sr_jw *w, const char *json, size_t n);
-/* 0 and *len (may be NULL) when the document is complete and fit; else the error. Appends a NUL when room remains. */
+/* 0 and *len (may be NULL) when the document is complete and fit; else the error. Appends a NUL
+ * when room remains. */
 int sr_jw_finish(struct sr_jw *w, size_t *len);
 
 #endif

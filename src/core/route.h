@@ -19,7 +19,8 @@
 /* True when s[0..n) matches [A-Za-z0-9._-]{1,max}. */
 bool sr_route_valid_name(const char *s, size_t n, size_t max);
 
-/* Writes "<gen>:<name>" NUL-terminated into out (cap >= SR_ROUTE_MAX + 1); returns its length or -1. */
+/* Writes "<gen>:<name>" NUL-terminated into out (cap >= SR_ROUTE_MAX + 1); returns its length or
+ * -1. */
 int sr_route_name(const char *gen, const char *name, char *out, size_t cap);
 
 #endif

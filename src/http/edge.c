@@ -37,6 +37,16 @@ void sr_edge_set_tokens(struct sr_edge *e, struct sr_tokens *t)
 
 int sr_edge_health(struct sr_edge *e, char *out, size_t cap)
 {
+    if (e->instances) {
+        struct sr_inst_counts c;
+        sr_instances_counts(e->instances, &c);
+        e->health.inst_starting = c.starting;
+        e->health.inst_ready = c.ready;
+        e->health.inst_idle = c.idle;
+        e->health.inst_stopping = c.stopping;
+        e->health.inst_failed = c.failed;
+        e->health.status = c.failed ? "degraded" : "ok";
+    }
     e->health.uptime_seconds = (sr_now_us() - e->started_us) / 1000000u;
     e->health.generation = e->policy.generation;
     return sr_health_write(&e->health, out, cap);
@@ -65,12 +75,16 @@ static void answer_status(struct sr_edge *e, struct sr_req *r, const struct sr_d
     sr_jw_key(&w, "mode");
     sr_jw_cstr(&w, e->upstream ? "upstream" : "instances");
     sr_jw_key(&w, "instance");
-    sr_jw_obj_begin(&w);
-    sr_jw_key(&w, "state");
-    sr_jw_cstr(&w, "external");
-    sr_jw_key(&w, "upstream_inflight");
-    sr_jw_int(&w, e->upstream ? sr_upstream_inflight(e->upstream) : 0);
-    sr_jw_obj_end(&w);
+    if (e->instances) {
+        sr_instances_status(e->instances, d->route, &w);
+    } else {
+        sr_jw_obj_begin(&w);
+        sr_jw_key(&w, "state");
+        sr_jw_cstr(&w, "external");
+        sr_jw_key(&w, "requests_in_flight");
+        sr_jw_int(&w, e->upstream ? sr_upstream_inflight(e->upstream) : 0);
+        sr_jw_obj_end(&w);
+    }
     sr_jw_obj_end(&w);
     size_t n = 0;
     if (sr_jw_finish(&w, &n) < 0) {
@@ -118,6 +132,96 @@ static void fill_request(struct sr_req *r, struct sr_request *q)
     q->body = q->body_len ? (const char *)evbuffer_pullup(body, -1) : "";
 }
 
+/* ---- per-route instances ------------------------------------------------ */
+
+/* A forwarded request from classification until its relay ends. */
+struct pending {
+    struct sr_req *r;
+    struct sr_instance *inst;
+    struct sr_inst_wait *wait;
+    bool is_post;
+    bool fix_accept;
+    enum sr_shim shim;
+    char rpc_id[SR_RPC_ID_MAX + 1];
+    char route[SR_ROUTE_MAX + 1];
+};
+
+static void pending_end(void *arg)
+{
+    struct pending *p = arg;
+    sr_instance_request_end(p->inst, p->is_post);
+    free(p);
+}
+
+static void pending_go(struct pending *p, struct sr_upstream *up, struct sr_instance *inst)
+{
+    p->inst = inst;
+    if (p->shim == SR_SHIM_INITIALIZED) {
+        sr_relay_background(p->r, up, p->fix_accept, p->route);
+        sr_resp_simple(p->r, 202, NULL, NULL, NULL, 0);
+        free(p);
+        return;
+    }
+    sr_instance_request_begin(inst, p->is_post);
+    struct sr_relay_opts ro = {
+        .fix_accept = p->fix_accept, .rpc_id = p->rpc_id, .on_end = pending_end, .end_arg = p};
+    sr_relay_forward(p->r, up, &ro);
+}
+
+static void pending_ready(void *arg, struct sr_upstream *up, struct sr_instance *inst, int status,
+                          const char *msg)
+{
+    struct pending *p = arg;
+    p->wait = NULL;
+    sr_req_set_hooks(p->r, NULL, NULL, NULL);
+    if (!up) {
+        sr_relay_fail(p->r, status, p->rpc_id, msg);
+        free(p);
+        return;
+    }
+    pending_go(p, up, inst);
+}
+
+static void pending_abort(struct sr_req *r, void *arg)
+{
+    struct pending *p = arg;
+    (void)r;
+    sr_instances_cancel_wait(p->wait);
+    free(p);
+}
+
+static void forward_to_instance(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        sr_relay_fail(r, 503, d->rpc_id, "The gateway is out of memory.");
+        return;
+    }
+    const struct sr_http_head *h = sr_req_head(r);
+    p->r = r;
+    p->is_post = h->method.n == 4 && memcmp(h->method.p, "POST", 4) == 0;
+    p->fix_accept = d->fix_accept;
+    p->shim = d->shim;
+    snprintf(p->rpc_id, sizeof(p->rpc_id), "%s", d->rpc_id);
+    snprintf(p->route, sizeof(p->route), "%s", d->route);
+    const char *name = d->token_index >= 0 ? e->tokens->e[d->token_index].name : "run";
+    struct sr_upstream *up = NULL;
+    struct sr_instance *inst = NULL;
+    int status = 503;
+    char msg[640];
+    int rc = sr_instances_acquire(e->instances, d->route, name, e->policy.generation, pending_ready,
+                                  p, &up, &inst, &p->wait, &status, msg, sizeof(msg));
+    if (rc == SR_INST_READY_NOW) {
+        pending_go(p, up, inst);
+    } else if (rc == SR_INST_QUEUED) {
+        /* Held until the instance is ready; a client that leaves drops its place. */
+        sr_req_set_hooks(r, pending_abort, NULL, p);
+    } else {
+        sr_relay_fail(r, status, p->rpc_id, msg);
+        free(p);
+    }
+}
+
 void sr_edge_handle(struct sr_req *r, void *arg)
 {
     struct sr_edge *e = arg;
@@ -142,13 +246,12 @@ void sr_edge_handle(struct sr_req *r, void *arg)
     case SR_ACT_FORWARD:
         break;
     }
+    if (e->instances) {
+        forward_to_instance(e, r, &d);
+        return;
+    }
     if (!e->upstream) {
-        char body[SR_ERROR_BODY_MAX];
-        int n = sr_error_body(body, sizeof(body), SR_RPC_SERVER_ERROR,
-                              "No backend is configured for this route: start the gateway with "
-                              "--upstream URL.",
-                              d.rpc_id, strlen(d.rpc_id));
-        sr_resp_json(r, 503, "Retry-After: 5\r\n", body, n < 0 ? 0 : (size_t)n);
+        sr_relay_fail(r, 503, d.rpc_id, "No backend is configured for this route.");
         return;
     }
     if (d.shim == SR_SHIM_INITIALIZED) {
@@ -157,5 +260,6 @@ void sr_edge_handle(struct sr_req *r, void *arg)
         sr_resp_simple(r, 202, NULL, NULL, NULL, 0);
         return;
     }
-    sr_relay_forward(r, e->upstream, d.fix_accept, d.rpc_id);
+    struct sr_relay_opts ro = {.fix_accept = d.fix_accept, .rpc_id = d.rpc_id};
+    sr_relay_forward(r, e->upstream, &ro);
 }

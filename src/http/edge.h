@@ -16,12 +16,14 @@
 #include "core/tokens.h"
 #include "http/server.h"
 #include "http/upstream.h"
+#include "instance/manager.h"
 
 struct sr_edge {
-    struct sr_policy policy;      /* policy.tokens points at `tokens` */
-    struct sr_tokens *tokens;     /* owned; swapped by sr_edge_set_tokens */
-    struct sr_upstream *upstream; /* borrowed: every route goes here (legacy singleton mode) */
-    struct sr_health health;      /* static fields filled by the caller */
+    struct sr_policy policy;        /* policy.tokens points at `tokens` */
+    struct sr_tokens *tokens;       /* owned; swapped by sr_edge_set_tokens */
+    struct sr_upstream *upstream;   /* borrowed: every route goes here (legacy singleton mode) */
+    struct sr_instances *instances; /* borrowed: one backend per route (when no upstream) */
+    struct sr_health health;        /* static fields filled by the caller */
     uint64_t started_us;
 };
 

@@ -19,6 +19,8 @@ struct relay {
     struct sr_req *r;
     struct sr_up_req *q;
     char rpc_id[SR_RPC_ID_MAX + 1];
+    void (*on_end)(void *arg);
+    void *end_arg;
 };
 
 static const char *const forward_headers[] = {
@@ -65,18 +67,29 @@ static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, b
 
 static void relay_free(struct relay *x)
 {
+    if (x->on_end)
+        x->on_end(x->end_arg);
     free(x);
+}
+
+void sr_relay_fail(struct sr_req *r, int status, const char *rpc_id, const char *what)
+{
+    char msg[512], body[SR_ERROR_BODY_MAX];
+    if (status == 502)
+        snprintf(msg, sizeof(msg),
+                 "Bad gateway: %s. The MCP server behind serena-remote is not reachable; retry, "
+                 "and if it persists check the gateway's log.",
+                 what);
+    else
+        snprintf(msg, sizeof(msg), "%s", what);
+    int n = sr_error_body(body, sizeof(body), SR_RPC_SERVER_ERROR, msg, rpc_id, strlen(rpc_id));
+    sr_resp_json(r, status, status == 503 ? "Retry-After: 5\r\n" : NULL, body,
+                 n < 0 ? 0 : (size_t)n);
 }
 
 static void fail_502(struct sr_req *r, const char *rpc_id, const char *what)
 {
-    char msg[384], body[SR_ERROR_BODY_MAX];
-    snprintf(msg, sizeof(msg),
-             "Bad gateway: %s. The MCP server behind serena-remote is not reachable; retry, and "
-             "if it persists check the gateway's log.",
-             what);
-    int n = sr_error_body(body, sizeof(body), SR_RPC_SERVER_ERROR, msg, rpc_id, strlen(rpc_id));
-    sr_resp_json(r, 502, NULL, body, n < 0 ? 0 : (size_t)n);
+    sr_relay_fail(r, 502, rpc_id, what);
 }
 
 static void on_head(void *arg, const struct sr_http_head *h)
@@ -149,18 +162,23 @@ static void on_client_drain(struct sr_req *r, void *arg)
 
 static const struct sr_up_cbs relay_cbs = {on_head, on_data, on_done, on_error};
 
-void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, bool fix_accept, const char *rpc_id)
+void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, const struct sr_relay_opts *o)
 {
+    const char *rpc_id = o->rpc_id;
     struct relay *x = calloc(1, sizeof(*x));
-    struct evbuffer *b = x ? build_request(r, u, fix_accept) : NULL;
+    struct evbuffer *b = x ? build_request(r, u, o->fix_accept) : NULL;
     if (!x || !b) {
         free(x);
         if (b)
             evbuffer_free(b);
+        if (o->on_end)
+            o->on_end(o->end_arg);
         fail_502(r, rpc_id ? rpc_id : "", "the gateway is out of memory");
         return;
     }
     x->r = r;
+    x->on_end = o->on_end;
+    x->end_arg = o->end_arg;
     snprintf(x->rpc_id, sizeof(x->rpc_id), "%s", rpc_id ? rpc_id : "");
     const struct sr_http_head *h = sr_req_head(r);
     bool head = h->method.n == 4 && memcmp(h->method.p, "HEAD", 4) == 0;

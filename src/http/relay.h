@@ -20,8 +20,19 @@
 #include "http/server.h"
 #include "http/upstream.h"
 
+struct sr_relay_opts {
+    bool fix_accept;    /* send "Accept: application/json, text/event-stream" */
+    const char *rpc_id; /* raw JSON id for error bodies, "" when none */
+    /* Called once when the exchange is over, however it ended (instance accounting). */
+    void (*on_end)(void *arg);
+    void *end_arg;
+};
+
 /* Relay r to u. Ends r one way or another. */
-void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, bool fix_accept, const char *rpc_id);
+void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, const struct sr_relay_opts *o);
+
+/* An error answer (502, 503 with Retry-After) with a JSON-RPC body saying what failed. Ends r. */
+void sr_relay_fail(struct sr_req *r, int status, const char *rpc_id, const char *what);
 
 /*
  * Deliver r's request to u in the background (the initialized shim): the

@@ -41,6 +41,7 @@ struct up_conn {
 
 struct sr_up_req {
     struct sr_upstream *u;
+    struct sr_up_req *prev, *next; /* the upstream's in-flight list */
     struct up_conn *c;
     struct evbuffer *request;
     struct evbuffer *data;
@@ -65,11 +66,14 @@ struct sr_upstream {
     struct up_conn *idle;
     unsigned nidle;
     unsigned inflight;
+    struct sr_up_req *reqs;
 };
 
 static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static int conn_attach(struct sr_up_req *q, bool allow_idle);
+static void finish_done(struct sr_up_req *q);
+static void finish_error(struct sr_up_req *q, const char *what, bool got_head);
 
 int sr_upstream_new(struct event_base *base, const char *url, struct sr_upstream **out,
                     char *errbuf, size_t errlen)
@@ -140,10 +144,33 @@ static void idle_remove(struct sr_upstream *u, struct up_conn *c)
     c->next = NULL;
 }
 
+void sr_upstream_close_all(struct sr_upstream *u, const char *why)
+{
+    /* Streams that are mid-body end cleanly (the client sees a complete
+     * response); requests still waiting for a head fail with `why`. */
+    while (u->reqs) {
+        struct sr_up_req *q = u->reqs;
+        if (q->c && q->c->state == UP_BODY) {
+            q->keep_alive = false;
+            q->mode = BODY_EOF;
+            finish_done(q);
+        } else {
+            finish_error(q, why, false);
+        }
+    }
+    while (u->idle) {
+        struct up_conn *c = u->idle;
+        u->idle = c->next;
+        u->nidle--;
+        conn_free(c);
+    }
+}
+
 void sr_upstream_free(struct sr_upstream *u)
 {
     if (!u)
         return;
+    sr_upstream_close_all(u, "the gateway is shutting down");
     while (u->idle) {
         struct up_conn *c = u->idle;
         u->idle = c->next;
@@ -174,6 +201,12 @@ unsigned sr_upstream_idle(const struct sr_upstream *u)
 
 static void req_free(struct sr_up_req *q)
 {
+    if (q->prev)
+        q->prev->next = q->next;
+    else if (q->u->reqs == q)
+        q->u->reqs = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
     if (q->request)
         evbuffer_free(q->request);
     if (q->data)
@@ -482,6 +515,10 @@ int sr_up_send(struct sr_upstream *u, struct evbuffer *request, bool head_reques
     q->arg = arg;
     q->head_request = head_request;
     u->inflight++;
+    q->next = u->reqs;
+    if (u->reqs)
+        u->reqs->prev = q;
+    u->reqs = q;
     if (conn_attach(q, true) < 0) {
         q->request = NULL; /* the caller keeps it on failure */
         req_free(q);

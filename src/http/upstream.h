@@ -40,7 +40,13 @@ struct sr_up_cbs {
 /* url: "http://127.0.0.1:PORT/mcp". 0 or -1 with a message. */
 int sr_upstream_new(struct event_base *base, const char *url, struct sr_upstream **out,
                     char *errbuf, size_t errlen);
+/* Free; in-flight requests are ended as by sr_upstream_close_all. Accepts NULL. */
 void sr_upstream_free(struct sr_upstream *u);
+/*
+ * End every exchange now (an instance goes to sleep): responses already
+ * streaming end cleanly (on_done), the others fail with `why` (on_error).
+ */
+void sr_upstream_close_all(struct sr_upstream *u, const char *why);
 /* "127.0.0.1:PORT": the Host header value the upstream expects. */
 const char *sr_upstream_hostport(const struct sr_upstream *u);
 /* "/mcp" */

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `make test`: every build and every test, in the order that fails fastest.
+#
+#   1. lint            clang-format and banned functions
+#   2. build (gcc)     build/: the binary, core.wasm, unit tests, vectors
+#   3. build (clang)   build-clang/: the same sources under clang -Werror
+#   4. unit + vectors  ctest in build/ (native core, core.wasm through Node)
+#   5. sanitizers      build-asan/: unit tests and vectors under ASan+UBSan
+#   6. fuzz            build-fuzz/: each libFuzzer harness for SR_FUZZ_SECONDS
+#   7. system          pytest tests/system: real peers and clients on 127.0.0.1
+#
+# `scripts/test.sh fuzz` runs only step 6. SR_FUZZ_SECONDS (default 20) bounds each harness.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${SR_FUZZ_SECONDS:-20}
+CLANG=$(command -v clang-14 || command -v clang)
+
+step() { printf '\n==== %s\n' "$*"; }
+
+fuzz() {
+    step "fuzz (${FUZZ_SECONDS}s per harness)"
+    CC=$CLANG cmake -S . -B build-fuzz -G Ninja -DSR_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build-fuzz
+    mkdir -p fuzz/artifacts
+    for h in build-fuzz/fuzz_*; do
+        [ -x "$h" ] || continue
+        name=$(basename "$h"); corpus=fuzz/corpus/${name#fuzz_}
+        mkdir -p "$corpus"
+        work=$(mktemp -d)
+        echo "-- $name"
+        "$h" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+            -artifact_prefix=fuzz/artifacts/ "$work" "$corpus" 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|crash-|leak-|timeout-' || true
+        rm -rf "$work"
+        if ls fuzz/artifacts/crash-* fuzz/artifacts/leak-* fuzz/artifacts/timeout-* >/dev/null 2>&1; then
+            echo "fuzz: $name found a failing input (see fuzz/artifacts/)"; exit 1
+        fi
+    done
+}
+
+if [ "${1:-}" = fuzz ]; then fuzz; exit 0; fi
+
+step "lint"
+scripts/lint.sh
+
+step "build (gcc)"
+cmake -S . -B build -G Ninja >/dev/null
+cmake --build build
+
+step "build (clang -Werror)"
+CC=$CLANG cmake -S . -B build-clang -G Ninja -DSR_WASM=OFF >/dev/null
+cmake --build build-clang
+
+step "unit tests and shared vectors (native and core.wasm)"
+ctest --test-dir build -L 'unit|wasm' --output-on-failure
+
+step "unit tests under ASan+UBSan"
+CC=$CLANG cmake -S . -B build-asan -G Ninja -DSR_SANITIZE=ON -DSR_WASM=OFF >/dev/null
+cmake --build build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan -L unit --output-on-failure
+
+fuzz
+
+step "system tests (real peers on 127.0.0.1)"
+.venv/bin/python -m pytest tests/system -q -p no:cacheprovider
+
+step "all tests passed"

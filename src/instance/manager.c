@@ -1,0 +1,969 @@
+/*
+ * Per-route instance manager (see manager.h for the life cycle).
+ *
+ * Design notes:
+ * - Readiness is a real HTTP answer that creates no server session: a GET
+ *   /mcp carrying a random, unknown mcp-session-id. Serena answers 404,
+ *   other SDK servers 400; any complete response head means "serving".
+ *   Polled with a doubling backoff (25 ms up to 1 s) until start_timeout.
+ * - Activity is a POST: an open GET stream (which an MCP client keeps open
+ *   for server notifications) does not keep an instance awake.
+ * - Instances that sleep keep their record (restarts, last error, times) so
+ *   /status can tell a user what happened; the process and port are gone.
+ */
+#include "instance/manager.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "core/limits.h"
+#include "core/mem.h"
+#include "core/sha256.h"
+#include "http/log.h"
+#include "instance/spawn.h"
+
+#define HOLD_MAX       64              /* requests held per starting instance */
+#define CRASH_WINDOW   60              /* seconds */
+#define CRASH_LIMIT    3               /* crashes within the window: cool down */
+#define CRASH_COOLDOWN 60              /* seconds */
+#define LOG_CAP        (1024u * 1024u) /* backend.log rotates above this */
+#define PROBE_FIRST_MS 25
+#define PROBE_MAX_MS   1000
+
+extern char **environ;
+
+enum inst_state { ST_ASLEEP, ST_STARTING, ST_READY, ST_STOPPING, ST_FAILED };
+
+struct sr_inst_wait {
+    struct sr_instance *inst;
+    sr_inst_cb cb;
+    void *arg;
+    struct sr_inst_wait *prev, *next;
+};
+
+struct sr_instance {
+    struct sr_instances *m;
+    struct sr_instance *next;
+    char route[SR_ROUTE_MAX + 1];
+    char generation[SR_GENERATION_MAX + 1];
+    char dir[PATH_MAX];
+    char log_path[PATH_MAX];
+    enum inst_state state;
+    struct sr_child *child;
+    struct sr_upstream *up;
+    struct sr_up_req *probe;
+    struct event *timer; /* probe, sleep, grace or cool-down, by state */
+    struct event *start_deadline;
+    unsigned probe_ms;
+    uint16_t port;
+    bool draining;
+    bool timed_out;
+    bool term_sent;
+    uint32_t inflight_posts, inflight;
+    uint32_t restarts;
+    time_t started_at, ready_at, last_activity, stopped_at;
+    time_t crash_times[CRASH_LIMIT];
+    time_t cooldown_until;
+    char last_error[512];
+    struct sr_inst_wait *waiters;
+    uint32_t nwait;
+};
+
+struct sr_instances {
+    struct event_base *base;
+    struct sr_inst_opts o;
+    char state_dir[PATH_MAX];
+    struct sr_instance *list;
+    void (*shutdown_done)(void *arg);
+    void *shutdown_arg;
+    bool shutting_down;
+};
+
+static void inst_spawn(struct sr_instance *inst);
+static void inst_stop(struct sr_instance *inst, const char *why);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static void set_timer(struct sr_instance *inst, unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(inst->timer, &tv);
+}
+
+/* Append s to the buffer as one single-quoted shell word. */
+static void shell_quote(char *out, size_t cap, size_t *len, const char *s)
+{
+    size_t n = *len;
+#define PUT(ch)                                                                                    \
+    do {                                                                                           \
+        if (n + 1 < cap)                                                                           \
+            out[n++] = (ch);                                                                       \
+    } while (0)
+    PUT('\'');
+    for (; *s; s++) {
+        if (*s == '\'') {
+            PUT('\'');
+            PUT('\\');
+            PUT('\'');
+            PUT('\'');
+        } else {
+            PUT(*s);
+        }
+    }
+    PUT('\'');
+#undef PUT
+    out[n] = '\0';
+    *len = n;
+}
+
+/* Expand {port} {home} {workdir} {route} in the template, each value quoted. */
+static int expand_cmd(const struct sr_instance *inst, char *out, size_t cap)
+{
+    const char *t = inst->m->o.backend_cmd;
+    char port[8], home[PATH_MAX + 8], work[PATH_MAX + 8];
+    snprintf(port, sizeof(port), "%u", (unsigned)inst->port);
+    snprintf(home, sizeof(home), "%s/home", inst->dir);
+    snprintf(work, sizeof(work), "%s/work", inst->dir);
+    size_t n = 0;
+    out[0] = '\0';
+    while (*t && n + 1 < cap) {
+        const char *val = NULL;
+        size_t skip = 0;
+        if (strncmp(t, "{port}", 6) == 0)
+            val = port, skip = 6;
+        else if (strncmp(t, "{home}", 6) == 0)
+            val = home, skip = 6;
+        else if (strncmp(t, "{workdir}", 9) == 0)
+            val = work, skip = 9;
+        else if (strncmp(t, "{route}", 7) == 0)
+            val = inst->route, skip = 7;
+        if (val) {
+            shell_quote(out, cap, &n, val);
+            t += skip;
+        } else {
+            out[n++] = *t++;
+            out[n] = '\0';
+        }
+    }
+    return *t ? -1 : 0;
+}
+
+/* A free port on 127.0.0.1 (the kernel picks; a race with another process is possible but rare). */
+static int free_port(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int rc = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        *port = ntohs(a.sin_port);
+        rc = 0;
+    }
+    close(fd);
+    return rc;
+}
+
+/* The gateway's secrets never reach a backend (server-everything's get-env tool would print them).
+ */
+static bool secret_env(const char *kv)
+{
+    static const char *const prefixes[] = {"API_TOKEN",      "AWS_",       "R2_",          "S3_",
+                                           "SERENA_REMOTE_", "SERENA_R2_", "SERENA_HOME=", "HOME="};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+static char **build_env(const struct sr_instance *inst)
+{
+    size_t n = 0, extra = 0;
+    for (char **e = environ; *e; e++)
+        n++;
+    if (inst->m->o.extra_env)
+        for (char *const *e = inst->m->o.extra_env; *e; e++)
+            extra++;
+    char **env = calloc(n + extra + 8, sizeof(char *));
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (char **e = environ; *e; e++)
+        if (!secret_env(*e))
+            env[k++] = strdup(*e);
+    if (inst->m->o.extra_env)
+        for (char *const *e = inst->m->o.extra_env; *e; e++)
+            env[k++] = strdup(*e);
+    char buf[PATH_MAX + 32];
+    snprintf(buf, sizeof(buf), "SERENA_HOME=%s/home", inst->dir);
+    env[k++] = strdup(buf);
+    snprintf(buf, sizeof(buf), "HOME=%s/home", inst->dir);
+    env[k++] = strdup(buf);
+    env[k++] = strdup("SERENA_USAGE_REPORTING=false");
+    env[k] = NULL;
+    return env;
+}
+
+static void free_env(char **env)
+{
+    if (!env)
+        return;
+    for (char **e = env; *e; e++)
+        free(*e);
+    free(env);
+}
+
+static void write_pidfile(const struct sr_instance *inst)
+{
+    char path[PATH_MAX + 8], tmp[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/pid", inst->dir);
+    snprintf(tmp, sizeof(tmp), "%s/pid.tmp", inst->dir);
+    pid_t pid = sr_child_pid(inst->child);
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return;
+    fprintf(f, "%d %llu\n", (int)pid, (unsigned long long)sr_proc_starttime(pid));
+    fclose(f);
+    rename(tmp, path);
+}
+
+static void remove_pidfile(const struct sr_instance *inst)
+{
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof(path), "%s/pid", inst->dir);
+    unlink(path);
+}
+
+/* ---- waiters ------------------------------------------------------------- */
+
+static void wait_unlink(struct sr_inst_wait *w)
+{
+    struct sr_instance *inst = w->inst;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        inst->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    inst->nwait--;
+}
+
+/* Release every held request: with the upstream when ready, else with an error. */
+static void release_waiters(struct sr_instance *inst, int status, const char *msg)
+{
+    while (inst->waiters) {
+        struct sr_inst_wait *w = inst->waiters;
+        wait_unlink(w);
+        sr_inst_cb cb = w->cb;
+        void *arg = w->arg;
+        free(w);
+        if (status == 0)
+            cb(arg, inst->up, inst, 0, NULL);
+        else
+            cb(arg, NULL, NULL, status, msg);
+    }
+}
+
+void sr_instances_cancel_wait(struct sr_inst_wait *w)
+{
+    if (!w)
+        return;
+    wait_unlink(w);
+    free(w);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static void inst_free(struct sr_instance *inst)
+{
+    struct sr_instances *m = inst->m;
+    struct sr_instance **pp = &m->list;
+    while (*pp && *pp != inst)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = inst->next;
+    if (inst->probe)
+        sr_up_cancel(inst->probe);
+    sr_upstream_free(inst->up);
+    sr_child_free(inst->child);
+    event_free(inst->timer);
+    event_free(inst->start_deadline);
+    free(inst);
+}
+
+static void check_shutdown_done(struct sr_instances *m)
+{
+    if (!m->shutting_down || !m->shutdown_done)
+        return;
+    for (struct sr_instance *i = m->list; i; i = i->next)
+        if (i->child)
+            return;
+    void (*done)(void *) = m->shutdown_done;
+    m->shutdown_done = NULL;
+    done(m->shutdown_arg);
+}
+
+static void probe_head(void *arg, const struct sr_http_head *h)
+{
+    struct sr_instance *inst = arg;
+    (void)h;
+    /* Any complete answer means the server is up. */
+    inst->probe_ms = 0;
+}
+
+static void probe_data(void *arg, struct evbuffer *data)
+{
+    (void)arg;
+    evbuffer_drain(data, evbuffer_get_length(data));
+}
+
+static void inst_ready(struct sr_instance *inst)
+{
+    inst->state = ST_READY;
+    inst->ready_at = time(NULL);
+    inst->last_activity = inst->ready_at;
+    evtimer_del(inst->start_deadline);
+    sr_log_event("info", "route=%s instance ready on 127.0.0.1:%u after %lds (pid %d)", inst->route,
+                 (unsigned)inst->port, (long)(inst->ready_at - inst->started_at),
+                 (int)sr_child_pid(inst->child));
+    set_timer(inst, inst->m->o.sleep_after * 1000u);
+    release_waiters(inst, 0, NULL);
+}
+
+static void probe_done(void *arg)
+{
+    struct sr_instance *inst = arg;
+    inst->probe = NULL;
+    if (inst->state == ST_STARTING)
+        inst_ready(inst);
+}
+
+static void probe_error(void *arg, const char *what, bool got_head)
+{
+    struct sr_instance *inst = arg;
+    (void)what;
+    inst->probe = NULL;
+    if (inst->state != ST_STARTING)
+        return;
+    if (got_head) {
+        /* It answered, then cut the body: still an answer. */
+        inst_ready(inst);
+        return;
+    }
+    inst->probe_ms = inst->probe_ms ? inst->probe_ms * 2 : PROBE_FIRST_MS;
+    if (inst->probe_ms > PROBE_MAX_MS)
+        inst->probe_ms = PROBE_MAX_MS;
+    set_timer(inst, inst->probe_ms);
+}
+
+static const struct sr_up_cbs probe_cbs = {probe_head, probe_data, probe_done, probe_error};
+
+static void send_probe(struct sr_instance *inst)
+{
+    uint8_t rnd[16];
+    char sid[33];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        memset(rnd, 0x5a, sizeof(rnd));
+    sr_hex_encode(rnd, sizeof(rnd), sid);
+    sid[32] = '\0';
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        set_timer(inst, PROBE_MAX_MS);
+        return;
+    }
+    evbuffer_add_printf(b,
+                        "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
+                        "mcp-session-id: %s\r\nConnection: close\r\n\r\n",
+                        sr_upstream_path(inst->up), sr_upstream_hostport(inst->up), sid);
+    if (sr_up_send(inst->up, b, false, &probe_cbs, inst, &inst->probe) < 0) {
+        evbuffer_free(b);
+        set_timer(inst, PROBE_MAX_MS);
+    }
+}
+
+static void start_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sr_instance *inst = arg;
+    (void)fd;
+    (void)what;
+    if (inst->state != ST_STARTING)
+        return;
+    snprintf(inst->last_error, sizeof(inst->last_error), "did not start within %us; see %.200s",
+             inst->m->o.start_timeout, inst->log_path);
+    sr_log_event("error", "route=%s instance %s", inst->route, inst->last_error);
+    inst->timed_out = true;
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "The backend for this token did not start within %u seconds (its log is %s on the "
+             "gateway host). Retry later; if it persists, check that log.",
+             inst->m->o.start_timeout, inst->log_path);
+    release_waiters(inst, 503, msg);
+    inst_stop(inst, "start timeout");
+}
+
+static void on_child_exit(void *arg, int code, int signo)
+{
+    struct sr_instance *inst = arg;
+    struct sr_instances *m = inst->m;
+    time_t now = time(NULL);
+    bool expected = inst->state == ST_STOPPING;
+    if (inst->probe) {
+        sr_up_cancel(inst->probe);
+        inst->probe = NULL;
+    }
+    /* In-flight relays see the connection drop: clients get 502 or a cut stream. */
+    sr_upstream_close_all(inst->up, "the backend process exited");
+    sr_upstream_free(inst->up);
+    inst->up = NULL;
+    sr_child_free(inst->child);
+    inst->child = NULL;
+    remove_pidfile(inst);
+    evtimer_del(inst->timer);
+    evtimer_del(inst->start_deadline);
+    inst->stopped_at = now;
+    inst->port = 0;
+    if (expected && !inst->timed_out) {
+        sr_log_event("info", "route=%s instance stopped (%s %d)", inst->route,
+                     signo ? "signal" : "exit code", signo ? signo : code);
+        inst->state = ST_ASLEEP;
+    } else {
+        /* A crash (or a start timeout): count it, and cool down on a loop. */
+        if (!inst->timed_out)
+            snprintf(inst->last_error, sizeof(inst->last_error),
+                     "exited unexpectedly (%s %d)%s%.180s", signo ? "signal" : "exit code",
+                     signo ? signo : code, "; see ", inst->log_path);
+        sr_log_event("warn", "route=%s instance %s", inst->route, inst->last_error);
+        inst->restarts++;
+        memmove(inst->crash_times + 1, inst->crash_times,
+                sizeof(inst->crash_times) - sizeof(inst->crash_times[0]));
+        inst->crash_times[0] = now;
+        bool loop = inst->crash_times[CRASH_LIMIT - 1] != 0 &&
+                    now - inst->crash_times[CRASH_LIMIT - 1] <= CRASH_WINDOW;
+        if (loop) {
+            inst->state = ST_FAILED;
+            inst->cooldown_until = now + CRASH_COOLDOWN;
+            sr_log_event("error", "route=%s crash loop (%d exits in %ds): refusing for %ds",
+                         inst->route, CRASH_LIMIT, CRASH_WINDOW, CRASH_COOLDOWN);
+        } else {
+            inst->state = ST_ASLEEP;
+        }
+        char msg[512];
+        snprintf(msg, sizeof(msg),
+                 "The backend for this token %s. Retry; the next request starts it again.",
+                 inst->last_error);
+        release_waiters(inst, loop ? 503 : 502, msg);
+    }
+    inst->timed_out = false;
+    inst->term_sent = false;
+    inst->draining = false;
+    if (m->shutting_down) {
+        check_shutdown_done(m);
+        return;
+    }
+    /* Requests arrived while it was stopping: start it again for them. */
+    if (inst->waiters && inst->state == ST_ASLEEP)
+        inst_spawn(inst);
+}
+
+static void inst_spawn(struct sr_instance *inst)
+{
+    struct sr_instances *m = inst->m;
+    char err[512], home[PATH_MAX + 8], work[PATH_MAX + 8], url[64];
+    char cmd[8192];
+    inst->timed_out = false;
+    snprintf(home, sizeof(home), "%s/home", inst->dir);
+    snprintf(work, sizeof(work), "%s/work", inst->dir);
+    if (mkdir_p(home, 0700) < 0 || mkdir_p(work, 0700) < 0) {
+        snprintf(err, sizeof(err), "cannot create %.300s: %s", inst->dir, strerror(errno));
+        goto fail;
+    }
+    if (m->o.seed_config && m->o.seed_name) {
+        char seed[PATH_MAX + 64];
+        snprintf(seed, sizeof(seed), "%s/%s", home, m->o.seed_name);
+        int fd = open(seed, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            ssize_t w = write(fd, m->o.seed_config, strlen(m->o.seed_config));
+            (void)w;
+            close(fd);
+        }
+    }
+    if (free_port(&inst->port) < 0) {
+        snprintf(err, sizeof(err), "no free port on 127.0.0.1: %s", strerror(errno));
+        goto fail;
+    }
+    if (expand_cmd(inst, cmd, sizeof(cmd)) < 0) {
+        snprintf(err, sizeof(err), "the backend command is too long");
+        goto fail;
+    }
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/mcp", (unsigned)inst->port);
+    if (sr_upstream_new(m->base, url, &inst->up, err, sizeof(err)) < 0)
+        goto fail;
+    char **env = build_env(inst);
+    struct sr_child_opts co = {
+        .self_exe = m->o.self_exe,
+        .cmd = cmd,
+        .cwd = work,
+        .envp = env,
+        .log_path = inst->log_path,
+        .log_cap = LOG_CAP,
+        .on_exit = on_child_exit,
+        .arg = inst,
+    };
+    int rc = env ? sr_child_spawn(m->base, &co, &inst->child, err, sizeof(err)) : -1;
+    free_env(env);
+    if (rc < 0) {
+        sr_upstream_free(inst->up);
+        inst->up = NULL;
+        goto fail;
+    }
+    write_pidfile(inst);
+    inst->state = ST_STARTING;
+    inst->started_at = time(NULL);
+    inst->probe_ms = 0;
+    struct timeval dl = {(time_t)m->o.start_timeout, 0};
+    evtimer_add(inst->start_deadline, &dl);
+    set_timer(inst, PROBE_FIRST_MS);
+    sr_log_event("info", "route=%s starting instance on 127.0.0.1:%u (pid %d, log %s)", inst->route,
+                 (unsigned)inst->port, (int)sr_child_pid(inst->child), inst->log_path);
+    return;
+fail:
+    snprintf(inst->last_error, sizeof(inst->last_error), "could not start: %.230s", err);
+    sr_log_event("error", "route=%s instance %s", inst->route, inst->last_error);
+    inst->state = ST_ASLEEP;
+    char msg[640];
+    snprintf(msg, sizeof(msg), "The gateway could not start the backend for this token: %s.", err);
+    release_waiters(inst, 503, msg);
+}
+
+/* Sleep or stop: close streams, (snapshot hook), SIGTERM, then SIGKILL after the grace. */
+static void inst_stop(struct sr_instance *inst, const char *why)
+{
+    if (!inst->child || inst->state == ST_STOPPING)
+        return;
+    sr_log_event("info", "route=%s instance stopping: %s", inst->route, why);
+    inst->state = ST_STOPPING;
+    evtimer_del(inst->start_deadline);
+    if (inst->probe) {
+        sr_up_cancel(inst->probe);
+        inst->probe = NULL;
+    }
+    if (inst->up)
+        sr_upstream_close_all(inst->up, "the instance is going to sleep");
+    inst->term_sent = true;
+    sr_child_signal(inst->child, SIGTERM);
+    set_timer(inst, inst->m->o.stop_grace * 1000u);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sr_instance *inst = arg;
+    (void)fd;
+    (void)what;
+    switch (inst->state) {
+    case ST_STARTING:
+        send_probe(inst);
+        break;
+    case ST_READY:
+        if (inst->inflight_posts == 0) {
+            time_t idle = time(NULL) - inst->last_activity;
+            if (idle + 1 >= (time_t)inst->m->o.sleep_after)
+                inst_stop(inst, "idle");
+            else
+                set_timer(inst, (unsigned)(inst->m->o.sleep_after - (uint32_t)idle) * 1000u);
+        }
+        break;
+    case ST_STOPPING:
+        sr_log_event("warn", "route=%s instance ignored SIGTERM for %us: SIGKILL", inst->route,
+                     inst->m->o.stop_grace);
+        sr_child_signal(inst->child, SIGKILL);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
+                     struct sr_instances **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct sr_instances *m = calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char routes[PATH_MAX];
+    if (o->state_dir[0] == '/')
+        snprintf(m->state_dir, sizeof(m->state_dir), "%s", o->state_dir);
+    else if (!realpath(".", routes) || snprintf(m->state_dir, sizeof(m->state_dir), "%s/%s", routes,
+                                                o->state_dir) >= (int)sizeof(m->state_dir)) {
+        snprintf(err, errlen, "the state directory path is too long");
+        free(m);
+        return -1;
+    }
+    snprintf(routes, sizeof(routes), "%s/routes", m->state_dir);
+    if (mkdir_p(routes, 0700) < 0) {
+        snprintf(err, errlen, "cannot create the state directory %s: %s", routes, strerror(errno));
+        free(m);
+        return -1;
+    }
+    m->base = base;
+    m->o = *o;
+    m->o.state_dir = m->state_dir;
+    *out = m;
+    return 0;
+}
+
+void sr_instances_free(struct sr_instances *m)
+{
+    if (!m)
+        return;
+    while (m->list) {
+        struct sr_instance *inst = m->list;
+        release_waiters(inst, 503, "The gateway is shutting down.");
+        if (inst->child)
+            remove_pidfile(inst);
+        inst_free(inst);
+    }
+    free(m);
+}
+
+static struct sr_instance *find(const struct sr_instances *m, const char *route)
+{
+    for (struct sr_instance *i = m->list; i; i = i->next)
+        if (strcmp(i->route, route) == 0)
+            return i;
+    return NULL;
+}
+
+static uint32_t running(const struct sr_instances *m)
+{
+    uint32_t n = 0;
+    for (struct sr_instance *i = m->list; i; i = i->next)
+        if (i->state == ST_STARTING || i->state == ST_READY)
+            n++;
+    return n;
+}
+
+/* The least recently used instance with no POST in flight, or NULL. */
+static struct sr_instance *lru_idle(const struct sr_instances *m)
+{
+    struct sr_instance *best = NULL;
+    for (struct sr_instance *i = m->list; i; i = i->next)
+        if (i->state == ST_READY && i->inflight_posts == 0 &&
+            (!best || i->last_activity < best->last_activity))
+            best = i;
+    return best;
+}
+
+static struct sr_instance *inst_new(struct sr_instances *m, const char *route,
+                                    const char *generation)
+{
+    struct sr_instance *inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        return NULL;
+    inst->m = m;
+    snprintf(inst->route, sizeof(inst->route), "%s", route);
+    snprintf(inst->generation, sizeof(inst->generation), "%s", generation);
+    uint8_t d[SR_SHA256_LEN];
+    char hex[SR_SHA256_LEN * 2 + 1];
+    sr_sha256(route, strlen(route), d);
+    sr_hex_encode(d, sizeof(d), hex);
+    hex[16] = '\0';
+    snprintf(inst->dir, sizeof(inst->dir), "%s/routes/%s", m->state_dir, hex);
+    snprintf(inst->log_path, sizeof(inst->log_path), "%s/backend.log", inst->dir);
+    inst->timer = evtimer_new(m->base, timer_cb, inst);
+    inst->start_deadline = evtimer_new(m->base, start_deadline_cb, inst);
+    if (!inst->timer || !inst->start_deadline) {
+        if (inst->timer)
+            event_free(inst->timer);
+        if (inst->start_deadline)
+            event_free(inst->start_deadline);
+        free(inst);
+        return NULL;
+    }
+    inst->state = ST_ASLEEP;
+    inst->next = m->list;
+    m->list = inst;
+    return inst;
+}
+
+int sr_instances_acquire(struct sr_instances *m, const char *route, const char *token_name,
+                         const char *generation, sr_inst_cb cb, void *arg, struct sr_upstream **up,
+                         struct sr_instance **out_inst, struct sr_inst_wait **wait, int *status,
+                         char *msg, size_t msglen)
+{
+    (void)token_name;
+    time_t now = time(NULL);
+    *status = 503;
+    if (m->shutting_down) {
+        snprintf(msg, msglen, "The gateway is shutting down; retry in a moment.");
+        return -1;
+    }
+    struct sr_instance *inst = find(m, route);
+    if (inst && inst->state == ST_READY && !inst->draining) {
+        *up = inst->up;
+        *out_inst = inst;
+        return SR_INST_READY_NOW;
+    }
+    if (inst && inst->state == ST_FAILED) {
+        if (now < inst->cooldown_until) {
+            snprintf(msg, msglen,
+                     "The backend for this token keeps crashing (%d exits within %d seconds; last: "
+                     "%s). The gateway waits %ld more seconds before starting it again.",
+                     CRASH_LIMIT, CRASH_WINDOW, inst->last_error,
+                     (long)(inst->cooldown_until - now));
+            return -1;
+        }
+        inst->state = ST_ASLEEP;
+        memset(inst->crash_times, 0, sizeof(inst->crash_times));
+    }
+    bool needs_start = !inst || inst->state == ST_ASLEEP;
+    if (needs_start && running(m) >= m->o.max_instances) {
+        struct sr_instance *victim = lru_idle(m);
+        if (!victim) {
+            snprintf(msg, msglen,
+                     "The gateway is at capacity: %u instances are running and all are busy "
+                     "(MAX_INSTANCES). Retry shortly.",
+                     m->o.max_instances);
+            return -1;
+        }
+        inst_stop(victim, "evicted for a new route (MAX_INSTANCES reached)");
+    }
+    if (!inst) {
+        inst = inst_new(m, route, generation);
+        if (!inst) {
+            snprintf(msg, msglen, "The gateway is out of memory.");
+            return -1;
+        }
+    }
+    if (inst->state == ST_ASLEEP) {
+        /* Start first: a failed start must not call back into our caller. */
+        inst_spawn(inst);
+        if (inst->state == ST_ASLEEP) {
+            snprintf(msg, msglen, "The gateway could not start the backend for this token: %s.",
+                     inst->last_error);
+            return -1;
+        }
+    }
+    if (inst->nwait >= HOLD_MAX) {
+        snprintf(msg, msglen,
+                 "Too many requests are waiting for this token's backend to start; retry "
+                 "shortly.");
+        return -1;
+    }
+    struct sr_inst_wait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(msg, msglen, "The gateway is out of memory.");
+        return -1;
+    }
+    w->inst = inst;
+    w->cb = cb;
+    w->arg = arg;
+    w->next = inst->waiters;
+    if (inst->waiters)
+        inst->waiters->prev = w;
+    inst->waiters = w;
+    inst->nwait++;
+    *wait = w;
+    return SR_INST_QUEUED;
+}
+
+void sr_instance_request_begin(struct sr_instance *inst, bool is_post)
+{
+    inst->inflight++;
+    if (is_post) {
+        inst->inflight_posts++;
+        inst->last_activity = time(NULL);
+    }
+}
+
+void sr_instance_request_end(struct sr_instance *inst, bool is_post)
+{
+    inst->inflight--;
+    if (!is_post)
+        return;
+    inst->inflight_posts--;
+    inst->last_activity = time(NULL);
+    if (inst->inflight_posts > 0 || inst->state != ST_READY)
+        return;
+    if (inst->draining)
+        inst_stop(inst, "generation changed");
+    else
+        set_timer(inst, inst->m->o.sleep_after * 1000u);
+}
+
+void sr_instances_set_generation(struct sr_instances *m, const char *generation)
+{
+    struct sr_instance *i = m->list, *next;
+    for (; i; i = next) {
+        next = i->next;
+        if (strcmp(i->generation, generation) == 0)
+            continue;
+        if (i->child) {
+            i->draining = true;
+            if (i->inflight_posts == 0)
+                inst_stop(i, "generation changed");
+        } else if (!i->waiters) {
+            inst_free(i); /* an old generation's record is of no further use */
+        }
+    }
+}
+
+void sr_instances_shutdown(struct sr_instances *m, void (*done)(void *arg), void *arg)
+{
+    m->shutting_down = true;
+    m->shutdown_done = done;
+    m->shutdown_arg = arg;
+    for (struct sr_instance *i = m->list; i; i = i->next) {
+        release_waiters(i, 503, "The gateway is shutting down; retry in a moment.");
+        if (i->child)
+            inst_stop(i, "gateway shutting down");
+    }
+    check_shutdown_done(m);
+}
+
+void sr_instances_counts(const struct sr_instances *m, struct sr_inst_counts *c)
+{
+    memset(c, 0, sizeof(*c));
+    time_t now = time(NULL);
+    for (struct sr_instance *i = m->list; i; i = i->next) {
+        switch (i->state) {
+        case ST_STARTING:
+            c->starting++;
+            break;
+        case ST_READY:
+            if (i->inflight_posts)
+                c->ready++;
+            else
+                c->idle++;
+            break;
+        case ST_STOPPING:
+            c->stopping++;
+            break;
+        case ST_FAILED:
+            if (now < i->cooldown_until)
+                c->failed++;
+            else
+                c->asleep++;
+            break;
+        default:
+            c->asleep++;
+        }
+    }
+}
+
+static const char *state_name(const struct sr_instance *i)
+{
+    switch (i->state) {
+    case ST_STARTING:
+        return "starting";
+    case ST_READY:
+        return i->inflight_posts ? "ready" : "idle";
+    case ST_STOPPING:
+        return "stopping";
+    case ST_FAILED:
+        return "failed";
+    default:
+        return "asleep";
+    }
+}
+
+void sr_instances_status(const struct sr_instances *m, const char *route, struct sr_jw *w)
+{
+    const struct sr_instance *i = find(m, route);
+    if (!i) {
+        sr_jw_null(w);
+        return;
+    }
+    sr_jw_obj_begin(w);
+    sr_jw_key(w, "state");
+    sr_jw_cstr(w, state_name(i));
+    sr_jw_key(w, "started");
+    sr_jw_int(w, (int64_t)i->started_at);
+    sr_jw_key(w, "ready");
+    sr_jw_int(w, (int64_t)i->ready_at);
+    sr_jw_key(w, "last_activity");
+    sr_jw_int(w, (int64_t)i->last_activity);
+    sr_jw_key(w, "restarts");
+    sr_jw_int(w, i->restarts);
+    sr_jw_key(w, "requests_in_flight");
+    sr_jw_int(w, i->inflight);
+    sr_jw_key(w, "last_error");
+    if (i->last_error[0])
+        sr_jw_cstr(w, i->last_error);
+    else
+        sr_jw_null(w);
+    sr_jw_key(w, "last_snapshot");
+    sr_jw_null(w);
+    sr_jw_obj_end(w);
+}
+
+int sr_instances_reap_orphans(const char *state_dir)
+{
+    char routes[PATH_MAX];
+    snprintf(routes, sizeof(routes), "%s/routes", state_dir);
+    DIR *d = opendir(routes);
+    if (!d)
+        return 0;
+    int killed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof(path), "%s/%s/pid", routes, de->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        int pid = 0;
+        unsigned long long start = 0;
+        int n = fscanf(f, "%d %llu", &pid, &start);
+        fclose(f);
+        /* Only a process whose start time matches the record is ours: a reused
+         * PID belongs to someone else and is left alone. */
+        if (n == 2 && pid > 1 && start != 0 && sr_proc_starttime(pid) == start) {
+            if (kill(-pid, SIGKILL) == 0 || kill(pid, SIGKILL) == 0) {
+                killed++;
+                sr_log_event("warn", "killed orphaned backend pid %d left by a previous gateway",
+                             pid);
+            }
+        }
+        unlink(path);
+    }
+    closedir(d);
+    return killed;
+}

@@ -1,0 +1,102 @@
+/*
+ * Per-route backend instances: started on demand, held requests released
+ * when ready, put to sleep when idle, capped, restarted after a crash,
+ * drained on a generation change, stopped on shutdown.
+ *
+ * Life cycle of one route's instance:
+ *
+ *   (absent) -> STARTING -> READY -> STOPPING -> ASLEEP -> STARTING ...
+ *                  |          |                    ^
+ *                  +----------+-> (crash) ---------+   (3 crashes in 60 s: FAILED, cool-down)
+ *
+ * Every route gets its own directory under <state-dir>/routes/<hash>/ with
+ * home/ (SERENA_HOME), work/ (the working directory), backend.log (capped)
+ * and pid (for reaping orphans after a gateway crash). Directory names are a
+ * hash of the route, never raw input.
+ *
+ * Ownership: the manager owns its instances. An acquire that returns
+ * SR_INST_QUEUED calls its callback exactly once later, unless the wait is
+ * cancelled first; callbacks never run from inside sr_instances_acquire.
+ */
+#ifndef SR_INSTANCE_MANAGER_H
+#define SR_INSTANCE_MANAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include <event2/event.h>
+
+#include "core/json.h"
+#include "http/upstream.h"
+
+struct sr_instances;
+struct sr_instance;
+struct sr_inst_wait;
+
+struct sr_inst_opts {
+    const char *state_dir;
+    const char *backend_cmd; /* template: {port} {home} {workdir} {route} */
+    const char *self_exe;
+    const char *seed_config; /* text written to home/<seed_name> on first start, or NULL */
+    const char *seed_name;   /* e.g. "serena_config.yml" */
+    char *const *extra_env;  /* "NAME=value" added to every backend's environment */
+    uint32_t max_instances;
+    uint32_t sleep_after;   /* seconds */
+    uint32_t start_timeout; /* seconds */
+    uint32_t stop_grace;    /* seconds between SIGTERM and SIGKILL */
+    const char *sandbox;    /* NULL or "bwrap" */
+};
+
+/* Ready (0): *up is usable now. Queued (1): the callback runs later. */
+#define SR_INST_READY_NOW 0
+#define SR_INST_QUEUED    1
+
+/*
+ * The outcome of a queued acquire: up and inst non-NULL when the instance
+ * is ready; otherwise status (503/502) and a message for the client.
+ */
+typedef void (*sr_inst_cb)(void *arg, struct sr_upstream *up, struct sr_instance *inst, int status,
+                           const char *msg);
+
+int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
+                     struct sr_instances **out, char *err, size_t errlen);
+/* Kills whatever still runs. Accepts NULL. */
+void sr_instances_free(struct sr_instances *m);
+
+/*
+ * Get the instance of `route` (starting it if needed). Returns
+ * SR_INST_READY_NOW with *up and *inst set, SR_INST_QUEUED with *wait set, or
+ * a negative value with *status and msg filled (503 at capacity or in a
+ * crash-loop cool-down).
+ */
+int sr_instances_acquire(struct sr_instances *m, const char *route, const char *token_name,
+                         const char *generation, sr_inst_cb cb, void *arg, struct sr_upstream **up,
+                         struct sr_instance **inst, struct sr_inst_wait **wait, int *status,
+                         char *msg, size_t msglen);
+/* Forget a queued acquire (the client went away); its callback will not run. */
+void sr_instances_cancel_wait(struct sr_inst_wait *w);
+
+/* Bracket every relayed request; POSTs are activity, GET streams are not. */
+void sr_instance_request_begin(struct sr_instance *inst, bool is_post);
+void sr_instance_request_end(struct sr_instance *inst, bool is_post);
+
+/* A new generation: instances of other generations drain and stop. */
+void sr_instances_set_generation(struct sr_instances *m, const char *generation);
+
+/* Stop everything (SIGTERM, grace, SIGKILL); done runs once all have exited. */
+void sr_instances_shutdown(struct sr_instances *m, void (*done)(void *arg), void *arg);
+
+struct sr_inst_counts {
+    uint32_t starting, ready, idle, stopping, failed, asleep;
+};
+void sr_instances_counts(const struct sr_instances *m, struct sr_inst_counts *c);
+
+/* Write the "instance" value of /status for `route` (null when it never ran). */
+void sr_instances_status(const struct sr_instances *m, const char *route, struct sr_jw *w);
+
+/* Kill backends left behind by a gateway that died (pid files in the state dir). Returns how many.
+ */
+int sr_instances_reap_orphans(const char *state_dir);
+
+#endif

@@ -1,0 +1,257 @@
+/*
+ * Spawning and supervising backend processes (see spawn.h).
+ *
+ * Why a wrapper exec: posix_spawn cannot set PR_SET_PDEATHSIG, and a
+ * gateway killed by SIGKILL would otherwise leave its Serenas running. The
+ * wrapper is our own binary, so nothing outside the project is trusted.
+ */
+#include "instance/spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define SR_P_PIDFD 3 /* linux/wait.h; glibc's idtype_t does not name it */
+
+struct sr_child {
+    pid_t pid;
+    int pidfd;
+    int out_fd; /* read end of the output pipe */
+    int log_fd;
+    size_t log_size;
+    size_t log_cap;
+    char *log_path;
+    struct event *ev_exit;
+    struct event *ev_out;
+    bool exited;
+    sr_child_exit_cb on_exit;
+    void *arg;
+};
+
+uint64_t sr_proc_starttime(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* The command name may hold spaces and parentheses: fields start after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    p++;
+    /* After ')' come fields 3.. ; starttime is field 22. */
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    if (!p)
+        return 0;
+    return strtoull(p + 1, NULL, 10);
+}
+
+static void log_open(struct sr_child *c)
+{
+    c->log_fd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    struct stat st;
+    c->log_size = (c->log_fd >= 0 && fstat(c->log_fd, &st) == 0) ? (size_t)st.st_size : 0;
+}
+
+static void log_write(struct sr_child *c, const char *buf, size_t n)
+{
+    if (c->log_fd < 0)
+        return;
+    if (c->log_size + n > c->log_cap) {
+        /* Rotate once: the newest output and the previous cap's worth are kept. */
+        char old[4096];
+        snprintf(old, sizeof(old), "%s.1", c->log_path);
+        close(c->log_fd);
+        rename(c->log_path, old);
+        log_open(c);
+        if (c->log_fd < 0)
+            return;
+    }
+    ssize_t w = write(c->log_fd, buf, n);
+    if (w > 0)
+        c->log_size += (size_t)w;
+}
+
+static void out_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sr_child *c = arg;
+    char buf[8192];
+    (void)what;
+    for (int i = 0; i < 8; i++) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n > 0) {
+            log_write(c, buf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        /* EOF: every writer (the child and anything it left behind) is gone. */
+        event_del(c->ev_out);
+        return;
+    }
+}
+
+static void exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sr_child *c = arg;
+    siginfo_t si;
+    (void)what;
+    memset(&si, 0, sizeof(si));
+    if (waitid((idtype_t)SR_P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+        return;
+    c->exited = true;
+    event_del(c->ev_exit);
+    /* Pick up the last words before reporting the exit. */
+    out_cb(c->out_fd, EV_READ, c);
+    int code = si.si_code == CLD_EXITED ? si.si_status : 0;
+    int signo = si.si_code == CLD_EXITED ? 0 : si.si_status;
+    c->on_exit(c->arg, code, signo);
+}
+
+/* argv for the wrapper: serena-remote __exec <parent-pid> <cmd> */
+int sr_child_spawn(struct event_base *base, const struct sr_child_opts *o, struct sr_child **out,
+                   char *err, size_t errlen)
+{
+    int pipefd[2] = {-1, -1};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    struct sr_child *c = calloc(1, sizeof(*c));
+    *out = NULL;
+    if (!c || pipe2(pipefd, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+        free(c);
+        return -1;
+    }
+    c->log_cap = o->log_cap;
+    c->log_path = strdup(o->log_path);
+    c->pidfd = -1;
+    log_open(c);
+    char ppid[24];
+    snprintf(ppid, sizeof(ppid), "%d", (int)getpid());
+    char *argv[] = {(char *)o->self_exe, "__exec", ppid, (char *)o->cmd, NULL};
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
+    posix_spawnattr_init(&at);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    int rc = posix_spawn(&c->pid, o->self_exe, &fa, &at, argv, o->envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(pipefd[1]);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the backend: %s", strerror(rc));
+        goto fail;
+    }
+    c->pidfd = pidfd_open(c->pid, 0);
+    if (c->pidfd < 0) {
+        snprintf(err, errlen, "pidfd_open failed (Linux 5.3+ needed): %s", strerror(errno));
+        kill(-c->pid, SIGKILL);
+        waitpid(c->pid, NULL, 0);
+        goto fail;
+    }
+    c->out_fd = pipefd[0];
+    fcntl(c->out_fd, F_SETFL, O_NONBLOCK);
+    c->on_exit = o->on_exit;
+    c->arg = o->arg;
+    c->ev_exit = event_new(base, c->pidfd, EV_READ | EV_PERSIST, exit_cb, c);
+    c->ev_out = event_new(base, c->out_fd, EV_READ | EV_PERSIST, out_cb, c);
+    event_add(c->ev_exit, NULL);
+    event_add(c->ev_out, NULL);
+    *out = c;
+    return 0;
+fail:
+    close(pipefd[0]);
+    if (c->log_fd >= 0)
+        close(c->log_fd);
+    free(c->log_path);
+    free(c);
+    return -1;
+}
+
+pid_t sr_child_pid(const struct sr_child *c)
+{
+    return c->pid;
+}
+
+int sr_child_signal(struct sr_child *c, int sig)
+{
+    if (!c || c->exited)
+        return -1;
+    /* The group id is the child's pid (setpgroup 0); the pid cannot be reused
+     * while it is unreaped, and only our pidfd reaps it. */
+    if (kill(-c->pid, sig) < 0)
+        return pidfd_send_signal(c->pidfd, sig, NULL, 0);
+    return 0;
+}
+
+void sr_child_free(struct sr_child *c)
+{
+    if (!c)
+        return;
+    if (!c->exited) {
+        kill(-c->pid, SIGKILL);
+        siginfo_t si;
+        waitid((idtype_t)SR_P_PIDFD, (id_t)c->pidfd, &si, WEXITED);
+    } else {
+        /* Stragglers in the group (a backend's own children) go too. */
+        kill(-c->pid, SIGKILL);
+    }
+    if (c->ev_exit)
+        event_free(c->ev_exit);
+    if (c->ev_out)
+        event_free(c->ev_out);
+    if (c->pidfd >= 0)
+        close(c->pidfd);
+    close(c->out_fd);
+    if (c->log_fd >= 0)
+        close(c->log_fd);
+    free(c->log_path);
+    free(c);
+}
+
+int sr_child_exec_main(int argc, char **argv)
+{
+    if (argc != 4)
+        return 127;
+    /* Die with the gateway, even if it is killed with SIGKILL. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    char *end;
+    long parent = strtol(argv[2], &end, 10);
+    if (*end || getppid() != (pid_t)parent)
+        return 127; /* the gateway died before we set the death signal */
+    size_t n = strlen(argv[3]) + 6;
+    char *line = malloc(n);
+    if (!line)
+        return 127;
+    snprintf(line, n, "exec %s", argv[3]);
+    char *sh[] = {"/bin/sh", "-c", line, NULL};
+    execv("/bin/sh", sh);
+    fprintf(stderr, "serena-remote: cannot run /bin/sh: %s\n", strerror(errno));
+    return 127;
+}

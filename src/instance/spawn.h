@@ -1,0 +1,53 @@
+/*
+ * Child processes for backend instances: spawn, watch, signal, capture.
+ *
+ * A child is started with posix_spawn in its own process group, through the
+ * gateway's own binary (`serena-remote __exec`) which sets
+ * PR_SET_PDEATHSIG=SIGKILL before exec'ing `/bin/sh -c "exec <cmd>"`: if the
+ * gateway dies, even by SIGKILL, its children die too. Exit is noticed
+ * through a pidfd watched by the event loop (no SIGCHLD races, no PID reuse:
+ * the PID stays reserved until we reap it through the pidfd). Output goes
+ * through a pipe into a size-capped log file (rotated once to "<log>.1").
+ */
+#ifndef SR_INSTANCE_SPAWN_H
+#define SR_INSTANCE_SPAWN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+struct sr_child;
+
+/* code: exit status when signo == 0, else the signal that killed it. */
+typedef void (*sr_child_exit_cb)(void *arg, int code, int signo);
+
+struct sr_child_opts {
+    const char *self_exe; /* path of the serena-remote binary (for __exec) */
+    const char *cmd;      /* shell command line, already substituted and quoted */
+    const char *cwd;
+    char *const *envp;
+    const char *log_path;
+    size_t log_cap; /* bytes before the log rotates */
+    sr_child_exit_cb on_exit;
+    void *arg;
+};
+
+/* 0 or -1 with a message; on failure no callback runs. */
+int sr_child_spawn(struct event_base *base, const struct sr_child_opts *o, struct sr_child **out,
+                   char *err, size_t errlen);
+pid_t sr_child_pid(const struct sr_child *c);
+/* Signal the child's whole process group. */
+int sr_child_signal(struct sr_child *c, int sig);
+/* Free: only after the exit callback ran, or kills the group first. Accepts NULL. */
+void sr_child_free(struct sr_child *c);
+
+/* `serena-remote __exec <parent pid> <cmd>`: the wrapper's main. */
+int sr_child_exec_main(int argc, char **argv);
+
+/* Start time of a process in clock ticks since boot (/proc/PID/stat field 22), or 0. */
+uint64_t sr_proc_starttime(pid_t pid);
+
+#endif
