@@ -4,7 +4,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rc=0
-files=$(git ls-files '*.c' '*.h' 2>/dev/null; git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
+dirs="src tests fuzz bench"
+files=$(git ls-files -- $dirs | grep -E '\.[ch]$'; git ls-files --others --exclude-standard -- $dirs | grep -E '\.[ch]$' | grep -v node_modules)
 files=$(printf '%s\n' $files | sort -u)
 CF=$(command -v clang-format-14 || command -v clang-format)
 bad=""
