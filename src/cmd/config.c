@@ -64,6 +64,9 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
                                "Serena --project for the default backend"},
     [SR_SET_ALLOW_SHELL] = {NULL, "SERENA_ALLOW_SHELL", "0", false,
                             "1: leave Serena's execute_shell_command enabled"},
+    [SR_SET_TOOLS_DIR] = {NULL, "SERENA_TOOLS_DIR", NULL, false,
+                          "where scripts/serena.sh put pyright (default: .serena-tools next to "
+                          "the build directory)"},
     [SR_SET_R2_ENABLED] = {NULL, "SERENA_R2_STATE_ENABLED", "0", false,
                            "1: snapshot state to S3/R2"},
     [SR_SET_R2_PREFIX] = {NULL, "SERENA_R2_STATE_PREFIX",

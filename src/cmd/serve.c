@@ -24,6 +24,7 @@
 #include "http/upstream.h"
 #include "http/util.h"
 #include "instance/manager.h"
+#include "instance/seed.h"
 
 struct serve {
     struct event_base *base;
@@ -33,6 +34,7 @@ struct serve {
     struct sr_upstream *upstream;
     struct sr_instances *instances;
     char *backend_cmd;
+    char *seed;
     char self_exe[4096];
     struct event *drain_timer;
     uint64_t drain_deadline_us;
@@ -215,6 +217,25 @@ int sr_cmd_serve(int argc, char **argv)
         }
         s.self_exe[n] = '\0';
         s.backend_cmd = sr_config_backend_cmd(&s.cfg);
+        /* pyright's home: SERENA_TOOLS_DIR, else <repo>/.serena-tools next to build/. */
+        char tools[4096];
+        const char *td = sr_config_get(&s.cfg, SR_SET_TOOLS_DIR);
+        if (td)
+            snprintf(tools, sizeof(tools), "%s", td);
+        else {
+            snprintf(tools, sizeof(tools), "%s", s.self_exe);
+            char *slash = strrchr(tools, '/');
+            if (slash)
+                *slash = '\0';
+            size_t tl = strlen(tools);
+            snprintf(tools + tl, sizeof(tools) - tl, "/../.serena-tools");
+        }
+        s.seed = sr_seed_serena_config(tools, s.cfg.allow_shell, err, sizeof(err));
+        if (!s.seed) {
+            fprintf(stderr, "serena-remote serve: %s\n", err);
+            rc = 2;
+            goto out;
+        }
         const char *state_dir = sr_config_get(&s.cfg, SR_SET_STATE_DIR);
         int reaped = sr_instances_reap_orphans(state_dir);
         if (reaped)
@@ -223,6 +244,8 @@ int sr_cmd_serve(int argc, char **argv)
             .state_dir = state_dir,
             .backend_cmd = s.backend_cmd,
             .self_exe = s.self_exe,
+            .seed_config = s.seed,
+            .seed_name = "serena_config.yml",
             .max_instances = s.cfg.max_instances,
             .sleep_after = s.cfg.sleep_after,
             .start_timeout = s.cfg.start_timeout,
@@ -275,6 +298,7 @@ out:
     sr_server_free(s.server);
     sr_instances_free(s.instances);
     free(s.backend_cmd);
+    free(s.seed);
     sr_upstream_free(s.upstream);
     if (s.base)
         event_base_free(s.base);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make run`: the gateway with embedded defaults, ready for a client.
+#
+# - installs Serena (pinned, .venv-serena/) and pyright (.serena-tools/) when missing;
+# - generates a token on first use: only its sha256: digest is stored, in
+#   .serena-remote/tokens.json, and the token is printed once (delete that file for a new one);
+# - serves http://127.0.0.1:8787/mcp with one Serena per token, state in .serena-remote/.
+#
+# Any setting from `build/serena-remote serve --help` can be given in the environment,
+# e.g. `SLEEP_AFTER=5m SERENA_PROJECT=$PWD make run`.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BIN=build/serena-remote
+STATE=${SERENA_REMOTE_STATE_DIR:-$ROOT/.serena-remote}
+LISTEN=${SERENA_REMOTE_LISTEN:-127.0.0.1:8787}
+
+command -v node >/dev/null && command -v npm >/dev/null || scripts/deps.sh
+scripts/serena.sh >/dev/null
+export PATH="$ROOT/.venv-serena/bin:$PATH"
+
+mkdir -p "$STATE"
+chmod 700 "$STATE"
+TOKENS="$STATE/tokens.json"
+if [ -z "${API_TOKEN:-}${API_TOKENS_JSON:-}${API_TOKENS_FILE:-}" ] && [ ! -s "$TOKENS" ]; then
+    out=$("$BIN" token)
+    token=$(printf '%s\n' "$out" | sed -n 1p)
+    digest=$(printf '%s\n' "$out" | sed -n 2p)
+    umask 077
+    printf '{"local": "%s"}\n' "$digest" > "$TOKENS"
+    cat <<MSG
+
+  A new token was generated. It is shown only now; the gateway keeps just its digest
+  ($TOKENS). Delete that file and run 'make run' again for a new one.
+
+    token: $token
+
+  Claude Code:
+    claude mcp add --transport http serena-remote http://$LISTEN/mcp --header "Authorization: Bearer $token"
+
+  Claude Desktop (claude_desktop_config.json):
+    {"mcpServers": {"serena-remote": {"command": "npx", "args": ["-y", "mcp-remote",
+      "http://$LISTEN/mcp", "--header", "Authorization: Bearer $token", "--transport", "http-only"]}}}
+
+  Cursor (~/.cursor/mcp.json):
+    {"mcpServers": {"serena-remote": {"url": "http://$LISTEN/mcp",
+      "headers": {"Authorization": "Bearer $token"}}}}
+
+  curl:
+    curl -s http://$LISTEN/health
+
+MSG
+fi
+[ -n "${API_TOKEN:-}${API_TOKENS_JSON:-}${API_TOKENS_FILE:-}" ] || export API_TOKENS_FILE="$TOKENS"
+echo "serena-remote: serving http://$LISTEN/mcp (state in $STATE; Ctrl-C stops it)" >&2
+exec "$BIN" serve --listen "$LISTEN" --state-dir "$STATE" "$@"
