@@ -14,6 +14,7 @@
 #include "instance/manager.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -114,6 +115,21 @@ static int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    if (ftw->level > 0)
+        remove(path);
+    return 0;
+}
+
+/* Empty a directory's contents (not the directory), never following symlinks. */
+static void empty_dir(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
 static void set_timer(struct sr_instance *inst, unsigned ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
@@ -200,8 +216,9 @@ static int free_port(uint16_t *port)
  */
 static bool secret_env(const char *kv)
 {
-    static const char *const prefixes[] = {"API_TOKEN",      "AWS_",       "R2_",          "S3_",
-                                           "SERENA_REMOTE_", "SERENA_R2_", "SERENA_HOME=", "HOME="};
+    static const char *const prefixes[] = {"API_TOKEN",    "AWS_",           "R2_",
+                                           "S3_",          "SERENA_REMOTE_", "SERENA_R2_",
+                                           "SERENA_HOME=", "HOME=",          "TMPDIR="};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
         if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -230,6 +247,8 @@ static char **build_env(const struct sr_instance *inst)
     snprintf(buf, sizeof(buf), "SERENA_HOME=%s/home", inst->dir);
     env[k++] = strdup(buf);
     snprintf(buf, sizeof(buf), "HOME=%s/home", inst->dir);
+    env[k++] = strdup(buf);
+    snprintf(buf, sizeof(buf), "TMPDIR=%s/tmp", inst->dir);
     env[k++] = strdup(buf);
     env[k++] = strdup("SERENA_USAGE_REPORTING=false");
     env[k] = NULL;
@@ -500,12 +519,15 @@ static void on_child_exit(void *arg, int code, int signo)
 static void inst_spawn(struct sr_instance *inst)
 {
     struct sr_instances *m = inst->m;
-    char err[512], home[PATH_MAX + 8], work[PATH_MAX + 8], url[64];
+    char err[512], home[PATH_MAX + 8], work[PATH_MAX + 8], tmp[PATH_MAX + 8], url[64];
     char cmd[8192];
     inst->timed_out = false;
     snprintf(home, sizeof(home), "%s/home", inst->dir);
     snprintf(work, sizeof(work), "%s/work", inst->dir);
-    if (mkdir_p(home, 0700) < 0 || mkdir_p(work, 0700) < 0) {
+    snprintf(tmp, sizeof(tmp), "%s/tmp", inst->dir);
+    /* A killed language server leaves its temporary files behind: start clean. */
+    empty_dir(tmp);
+    if (mkdir_p(home, 0700) < 0 || mkdir_p(work, 0700) < 0 || mkdir_p(tmp, 0700) < 0) {
         snprintf(err, sizeof(err), "cannot create %.300s: %s", inst->dir, strerror(errno));
         goto fail;
     }

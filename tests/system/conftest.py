@@ -3,7 +3,8 @@
 Session-scoped: the run directory (tests/system/.tmp/run-*, kept for post-mortems), one
 server-everything, one supergateway --stateful + server-filesystem over a temp dir, and one
 gateway in front of each (two named tokens). Function-scoped: `gateway_factory` for tests that
-need their own gateway (other env, flags, signals); it stops what it started.
+need their own gateway (other env, flags, signals), and `instance_gateway_factory` for gateways
+that spawn a backend per token; each stops what it started.
 """
 
 from __future__ import annotations
@@ -104,6 +105,31 @@ def gateway_factory(run_dir, gateway_bin):
     yield start
     for g in started:
         g.stop()
+
+
+@pytest.fixture
+def instance_gateway_factory(run_dir, gateway_bin):
+    """`serve` without --upstream (per-token backends); stops what it started, then makes sure
+    no backend it spawned outlived it (every route's pid file names a process that is gone)."""
+    started = []
+
+    def start(state_dir: Path, backend_cmd: str = peers.EVERYTHING_BACKEND_CMD, env: dict | None = None,
+              args: list | None = None, name: str = "inst"):
+        g = peers.start_instance_gateway(run_dir, state_dir, backend_cmd, env=env, args=args, name=name)
+        started.append(g)
+        return g
+
+    yield start
+    for g in started:
+        g.stop()
+    for g in started:
+        for pf in g.state_dir.glob("routes/*/pid"):
+            rec = peers.read_pidfile(pf)
+            if rec and peers.proc_running(*rec):
+                try:
+                    os.killpg(rec[0], 9)  # a backend leads its own process group
+                except ProcessLookupError:
+                    os.kill(rec[0], 9)
 
 
 @pytest.fixture

@@ -633,3 +633,101 @@ def stub_log(port: int) -> list[dict]:
 def stub_release(port: int, key: str) -> None:
     r = request(port, "POST", f"/__release?k={key}", b"", {})
     assert r.status == 200, r
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-token instances (serve without --upstream)
+
+# server-everything as a per-route backend: fast to start, and its get-env tool shows what the
+# gateway passed down.
+EVERYTHING_BACKEND_CMD = f"env PORT={{port}} node {SERVER_EVERYTHING} streamableHttp"
+
+# Settings a developer's shell might carry that would change an instance gateway's behaviour.
+INSTANCE_SETTINGS = ("SLEEP_AFTER", "MAX_INSTANCES", "SERENA_START_TIMEOUT", "SERENA_STOP_GRACE",
+                     "SERENA_BACKEND_CMD", "SERENA_REMOTE_STATE_DIR", "SERENA_REMOTE_ENV_FILE",
+                     "SERENA_REMOTE_UPSTREAM", "SERENA_CONTEXT", "SERENA_PROJECT", "SERENA_HOME",
+                     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def route_dir(state_dir: Path, route: str) -> Path:
+    """The directory the gateway keeps for a route: routes/<first 16 hex of sha256(route)>."""
+    import hashlib
+    return Path(state_dir) / "routes" / hashlib.sha256(route.encode()).hexdigest()[:16]
+
+
+def proc_starttime(pid: int) -> int | None:
+    """/proc/PID/stat field 22 (clock ticks since boot), or None when there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name may hold spaces and parentheses: fields start after the last ')'.
+    fields = raw[raw.rindex(")") + 2:].split()
+    return int(fields[22 - 3])
+
+
+def proc_running(pid: int, starttime: int | None = None) -> bool:
+    """True while PID is a live (not zombie) process, and the same one when starttime is given."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    fields = raw[raw.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return False
+    return starttime is None or int(fields[22 - 3]) == starttime
+
+
+def read_pidfile(path: Path) -> tuple[int, int] | None:
+    """(pid, starttime) from a route's pid file, or None when it is absent."""
+    try:
+        pid, start = path.read_text().split()
+    except FileNotFoundError:
+        return None
+    return int(pid), int(start)
+
+
+class InstanceGateway(Gateway):
+    """A `serve` without --upstream: every token route gets its own backend under state_dir."""
+
+    def __init__(self, proc: Proc, port: int, state_dir: Path):
+        super().__init__(proc, port, 0)
+        self.state_dir = Path(state_dir)
+
+    def route_dir(self, route: str) -> Path:
+        return route_dir(self.state_dir, route)
+
+    def pidfile(self, route: str) -> tuple[int, int] | None:
+        return read_pidfile(self.route_dir(route) / "pid")
+
+    def status(self, token: str) -> dict:
+        r = request(self.port, "GET", "/status", None, {"Authorization": f"Bearer {token}"}, timeout=5)
+        assert r.status == 200, r
+        return r.json()
+
+    def starts(self, route: str) -> list[tuple[int, int]]:
+        """(port, pid) of every "starting instance" line logged for route."""
+        pat = re.compile(rf"route={re.escape(route)} starting instance on 127\.0\.0\.1:(\d+) \(pid (\d+),")
+        return [(int(p), int(q)) for p, q in pat.findall(self.log_text())]
+
+
+def start_instance_gateway(run_dir: Path, state_dir: Path, backend_cmd: str = EVERYTHING_BACKEND_CMD,
+                           env: dict | None = None, args: list | None = None, name: str = "inst",
+                           port: int | None = None) -> InstanceGateway:
+    port = port or free_port()
+    log = run_dir / f"gateway-{name}-{port}.log"
+    GATEWAY_LOGS.append(log)
+    GATEWAY_LOGS.append(run_dir / f"gateway-{name}-{port}.stdout")
+    genv = {"API_TOKEN": None, "API_TOKENS_JSON": None, "API_TOKENS_FILE": None,
+            "MCP_CONTAINER_ROUTE_GENERATION": None, "ALLOWED_ORIGINS": None}
+    genv.update({k: None for k in INSTANCE_SETTINGS})
+    genv.update(env or {})
+    argv = [gateway_bin(), "serve", "--listen", f"{HOST}:{port}", "--state-dir", state_dir,
+            "--backend-cmd", backend_cmd, *(args or [])]
+    proc = Proc(name, argv, log, env=genv, stdout_path=run_dir / f"gateway-{name}-{port}.stdout")
+    try:
+        wait_until(lambda: health_ok(port), f"gateway {name} /health on {port}", proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return InstanceGateway(proc, port, state_dir)

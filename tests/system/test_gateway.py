@@ -404,6 +404,32 @@ def test_body_over_limit_is_413(gw, tokens):
     assert peers.health_ok(gw.port)
 
 
+@pytest.mark.parametrize("what", ["413-body", "431-headers"])
+def test_error_reply_reaches_a_client_that_writes_first(gw, tokens, what):
+    """Python's http.client (like urllib3/requests) writes the whole request before reading.
+    When the gateway refuses early it must still let that client read the reply: close only
+    after draining what the client is still sending (lingering close, RFC 9112 9.6), or the
+    kernel answers the unread data with a RST and the client sees ECONNRESET, not the status."""
+    t = tokens["alice"]
+    sid = open_session(gw.port, t)
+    want = 413 if what == "413-body" else 431
+    outcomes = []
+    for _ in range(10):
+        h = mcp_headers(t, sid)
+        body = rpc(1, "tools/list")
+        if want == 413:
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list",
+                               "params": {"x": "a" * (5 * 1024 * 1024)}})
+        else:
+            h["X-Filler"] = "f" * (20 * 1024)
+        try:
+            outcomes.append(request(gw.port, "POST", "/mcp", body, h).status)
+        except (ConnectionResetError, BrokenPipeError) as e:
+            outcomes.append(type(e).__name__)
+    request(gw.port, "DELETE", "/mcp", None, mcp_headers(t, sid))
+    assert outcomes == [want] * 10, outcomes
+
+
 def test_max_body_flag(gateway_factory, everything):
     tok = new_token("maxb")
     g = gateway_factory(everything.port, env={"API_TOKEN": tok}, args=["--max-body", "2048"], name="maxbody")
@@ -417,17 +443,16 @@ def test_max_body_flag(gateway_factory, everything):
 
 @pytest.mark.parametrize("shape", ["one-big-header", "many-headers"])
 def test_headers_over_16k_are_431(gw, tokens, shape):
-    h = mcp_headers(tokens["alice"])
     if shape == "one-big-header":
-        h["X-Filler"] = "f" * (20 * 1024)
+        filler = "X-Filler: " + "f" * (20 * 1024) + "\r\n"
     else:
-        for i in range(40):
-            h[f"X-Filler-{i}"] = "f" * 512
-    try:
-        r = request(gw.port, "POST", "/mcp", init_body(), h)
-        assert r.status == 431, r
-    except (ConnectionResetError, BrokenPipeError) as e:
-        pytest.fail(f"gateway dropped the connection instead of answering 431: {e!r}")
+        filler = "".join(f"X-Filler-{i}: " + "f" * 512 + "\r\n" for i in range(40))
+    body = init_body().encode()
+    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\nAuthorization: Bearer {tokens['alice']}\r\n"
+            f"Content-Type: application/json\r\nAccept: {ACCEPT_BOTH}\r\n{filler}"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    status, raw = big_request(gw.port, head, body)
+    assert status == 431, f"no 431 (connection reset before a reply?): {raw[:300]!r}"
     assert peers.health_ok(gw.port)
 
 
@@ -665,6 +690,84 @@ def test_sse_exact_bytes_crlf_comments_empty_data(gateway_factory, run_dir):
             assert ev and json.loads(ev["data"])["result"] == {"released": "k8"}
         finally:
             s.close()
+    finally:
+        up.stop()
+
+
+def test_client_disconnect_cancels_upstream(gateway_factory, run_dir):
+    up = peers.start_echo_upstream(run_dir, "echo-cancel")
+    try:
+        tok = new_token("cancel")
+        g = gateway_factory(up.port, env={"API_TOKEN": tok}, name="cancel")
+        sid = open_session(g.port, tok)
+        s = Stream(g.port, "POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 9, "method": "stub/sse-held",
+                                                       "params": {"key": "k9"}}), mcp_headers(tok, sid))
+        ev = s.next_event()
+        assert ev and json.loads(ev["data"])["method"] == "notifications/progress"
+        s.resp.close()
+        s.close()
+        peers.wait_until(lambda: "k9" in request(up.port, "GET", "/__status", None, {}).json()["aborted"],
+                         "the upstream request to be cancelled after the client went away")
+        assert peers.health_ok(g.port)
+    finally:
+        up.stop()
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_slow_reader_backpressure(gateway_factory, run_dir):
+    """A client that stops reading must stall the upstream (bounded memory), and the whole
+    stream must arrive intact once it reads again."""
+    total = 96 * 1024 * 1024
+    up = peers.start_echo_upstream(run_dir, "echo-flood")
+    try:
+        tok = new_token("flood")
+        g = gateway_factory(up.port, env={"API_TOKEN": tok}, name="flood")
+        sid = open_session(g.port, tok)
+        s = Stream(g.port, "POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 10, "method": "stub/flood",
+                                                       "params": {"total": total}}), mcp_headers(tok, sid))
+        try:
+            assert s.status == 200
+            # Not reading. Watch the upstream until its writes stop advancing (it is blocked on
+            # backpressure) -- or until it has written everything, which means the gateway
+            # swallowed the stream into memory.
+            last, same, peak = -1, 0, 0
+            while same < 10:
+                st = request(up.port, "GET", "/__status", None, {}).json()["flood"]
+                peak = max(peak, rss_kib(g.proc.pid))
+                assert not st["done"], f"upstream wrote all {total} bytes to a client that read nothing"
+                assert peak < 64 * 1024, f"gateway RSS grew to {peak} KiB behind a stalled reader"
+                same = same + 1 if st["written"] == last else 0
+                last = st["written"]
+                peers.time.sleep(0.2)
+            assert last < total // 2, last
+            got = s.read_rest()
+        finally:
+            s.close()
+        body = got
+        assert len(body) == total, (len(body), total)
+        assert body.count(b"\n\n") == total // 65536
+    finally:
+        up.stop()
+
+
+def test_upstream_connections_are_reused(gateway_factory, run_dir):
+    up = peers.start_echo_upstream(run_dir, "echo-pool")
+    try:
+        tok = new_token("pool")
+        g = gateway_factory(up.port, env={"API_TOKEN": tok}, name="pool")
+        sid = open_session(g.port, tok)
+        for i in range(6):
+            assert request(g.port, "POST", "/mcp", rpc(200 + i, "stub/echo"), mcp_headers(tok, sid)).status == 200
+        ports = [e["remotePort"] for e in peers.stub_log(up.port)
+                 if e["json"] and isinstance(e["json"].get("id"), int) and e["json"]["id"] >= 200]
+        assert len(ports) == 6
+        assert len(set(ports)) < 6, f"every request opened a new upstream connection: {ports}"
     finally:
         up.stop()
 

@@ -3,7 +3,9 @@
 // empty data, an event held until the test releases it). 127.0.0.1 only; env PORT.
 //
 // Direct-only control endpoints (the tests call them on the stub's own port):
-//   GET  /__log            every request received on /mcp so far (method, url, raw headers, body)
+//   GET  /__log            every request received on /mcp so far (method, url, raw headers, body,
+//                          remotePort: which upstream connection carried it)
+//   GET  /__status         {aborted: keys of held streams whose client went away, flood: {...}}
 //   POST /__release?k=KEY  lets a held "stub/sse-held" stream with that key finish
 // /mcp, chosen by the JSON-RPC method of a POST body:
 //   initialize       200 application/json + mcp-session-id
@@ -12,6 +14,8 @@
 //   stub/sse-exact   200 text/event-stream, chunked: the fixed bytes in SSE_EXACT, written in pieces
 //   stub/sse-held    200 SSE: one event, then waits for /__release?k=<params.key>, then the final event
 //   stub/status      responds with params.code and a small JSON body
+//   stub/flood       200 SSE: params.total bytes of events as fast as the reader takes them,
+//                    honouring backpressure; /__status shows flood.written and flood.done
 // GET /mcp -> 200 SSE, one comment, then stays open; DELETE /mcp -> 200.
 import http from 'node:http';
 
@@ -26,6 +30,8 @@ export const SSE_EXACT = [
 const log = [];
 const held = new Map(); // key -> resolve
 const released = new Set();
+const aborted = [];
+const flood = { written: 0, done: false, total: 0 };
 
 function waitRelease(key) {
   if (released.has(key)) return Promise.resolve();
@@ -45,13 +51,15 @@ http.createServer((req, res) => {
     const body = Buffer.concat(chunks);
     const url = new URL(req.url, 'http://stub');
     if (url.pathname === '/__log') return json(res, 200, log);
+    if (url.pathname === '/__status') return json(res, 200, { aborted, flood });
     if (url.pathname === '/__release') {
       const k = url.searchParams.get('k');
       released.add(k);
       held.get(k)?.();
       return json(res, 200, { released: k });
     }
-    log.push({ method: req.method, url: req.url, headers: req.rawHeaders, body: body.toString('utf8') });
+    log.push({ method: req.method, url: req.url, headers: req.rawHeaders, body: body.toString('utf8'),
+               remotePort: req.socket.remotePort });
     if (url.pathname !== '/mcp') return json(res, 404, { error: 'not found' });
     if (req.method === 'DELETE') { res.writeHead(200); return res.end(); }
     if (req.method === 'GET') {
@@ -95,8 +103,23 @@ http.createServer((req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       res.flushHeaders();
       res.write(`event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"${key}","progress":1}}\n\n`);
+      res.on('close', () => { if (!res.writableFinished) aborted.push(key); });
       await waitRelease(key);
       res.write(`event: message\ndata: {"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"released":"${key}"}}\n\n`);
+      return res.end();
+    }
+    if (m === 'stub/flood') {
+      flood.total = msg.params?.total || 0; flood.written = 0; flood.done = false;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      const line = Buffer.from(`data: ${'x'.repeat(65536 - 8)}\n\n`);
+      let gone = false;
+      res.on('close', () => { gone = true; });
+      while (flood.written < flood.total && !gone) {
+        const ok = res.write(line);
+        flood.written += line.length;
+        if (!ok) await new Promise((r) => { res.once('drain', r); res.once('close', r); });
+      }
+      flood.done = !gone;
       return res.end();
     }
     return json(res, 200, { jsonrpc: '2.0', id, result: {} });
