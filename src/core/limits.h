@@ -39,6 +39,7 @@
 #define SR_RELAY_LOW_WATER   (16u * 1024u) /* resume it below this */
 #define SR_PIPELINE_MAX      (64u * 1024u) /* bytes read ahead while a response is in progress */
 #define SR_MAX_CONNECTIONS   10000
+#define SR_LINGER_TIMEOUT    2  /* seconds to discard input after a final response */
 #define SR_DRAIN_TIMEOUT     10 /* SIGTERM: seconds to let in-flight requests finish */
 
 /* Upstream pool. */

@@ -77,6 +77,7 @@ struct sr_conn {
     int chunk_phase; /* 0 size line, 1 data, 2 CRLF after data, 3 trailers */
     uint64_t chunk_left;
     bool keep_alive;
+    bool lingering;
     char peer[64];
     struct sr_conn *prev, *next;
 };
@@ -209,7 +210,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     /* A head or body that dribbles in for longer than SR_HEAD_TIMEOUT (or an
      * idle keep-alive connection) is dropped: slowloris protection. */
-    if (c->state == ST_HEAD || c->state == ST_BODY)
+    if (c->state == ST_HEAD || c->state == ST_BODY || c->state == ST_CLOSING)
         conn_free(c);
 }
 
@@ -219,14 +220,29 @@ static void arm_deadline(struct sr_conn *c, int seconds)
     evtimer_add(c->deadline, &tv);
 }
 
+/*
+ * Lingering close (RFC 9112 section 9.6): once the last response is out,
+ * half-close and read and discard what the client still sends, for at most
+ * SR_LINGER_TIMEOUT. Closing with unread input makes the kernel send a
+ * reset, and a client that writes its whole request before reading (Python's
+ * http.client) would lose the 413 or 431 it was sent.
+ */
+static void linger_start(struct sr_conn *c)
+{
+    c->lingering = true;
+    if (!c->srv->ssl)
+        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    arm_deadline(c, SR_LINGER_TIMEOUT);
+}
+
 static void conn_close_after_flush(struct sr_conn *c)
 {
     c->state = ST_CLOSING;
     evtimer_del(c->deadline);
-    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_enable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        conn_free(c);
+        linger_start(c);
 }
 
 /* An error the server answers itself, before a handler saw the request. */
@@ -525,8 +541,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     struct sr_conn *c = arg;
     if (c->state == ST_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            conn_free(c);
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !c->lingering)
+            linger_start(c);
         return;
     }
     if (c->state == ST_HANDLING && c->req && c->req->on_drain)
@@ -539,8 +555,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED)
         return;
-    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == ST_CLOSING)
-        return; /* half-close while we flush the last response */
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == ST_CLOSING &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        /* The client half-closed while we still flush the last response. */
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
     conn_free(c);
 }
 
