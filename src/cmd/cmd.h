@@ -6,6 +6,7 @@
 #define SR_CMD_CMD_H
 
 int sr_cmd_serve(int argc, char **argv);
+int sr_cmd_run(int argc, char **argv);
 int sr_cmd_check(int argc, char **argv);
 int sr_cmd_token(int argc, char **argv);
 

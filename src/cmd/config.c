@@ -67,6 +67,8 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
     [SR_SET_TOOLS_DIR] = {NULL, "SERENA_TOOLS_DIR", NULL, false,
                           "where scripts/serena.sh put pyright (default: .serena-tools next to "
                           "the build directory)"},
+    [SR_SET_INTERNAL_SECRET] = {NULL, "SERENA_INTERNAL_SECRET", NULL, true,
+                                "run: shared secret the Worker sends in X-Serena-Internal-Secret"},
     [SR_SET_R2_ENABLED] = {NULL, "SERENA_R2_STATE_ENABLED", "0", false,
                            "1: snapshot state to S3/R2"},
     [SR_SET_R2_PREFIX] = {NULL, "SERENA_R2_STATE_PREFIX",
@@ -452,6 +454,14 @@ char *sr_config_backend_cmd(const struct sr_config *c)
         buf[k] = '\0';
     }
     return strdup(buf);
+}
+
+void sr_config_role_defaults(struct sr_config *c, const char *listen, const char *state_dir)
+{
+    if (c->source[SR_SET_LISTEN] == SR_SRC_DEFAULT)
+        set_value(c, SR_SET_LISTEN, listen, SR_SRC_DEFAULT);
+    if (c->source[SR_SET_STATE_DIR] == SR_SRC_DEFAULT)
+        set_value(c, SR_SET_STATE_DIR, state_dir, SR_SRC_DEFAULT);
 }
 
 void sr_config_print_help(void)

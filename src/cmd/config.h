@@ -41,6 +41,7 @@ enum sr_setting {
     SR_SET_SERENA_PROJECT,
     SR_SET_ALLOW_SHELL,
     SR_SET_TOOLS_DIR,
+    SR_SET_INTERNAL_SECRET,
     SR_SET_R2_ENABLED,
     SR_SET_R2_PREFIX,
     SR_SET_R2_PARTITION,
@@ -108,6 +109,9 @@ int sr_config_policy(const struct sr_config *c, struct sr_policy *p, char *err, 
  * command line built from SERENA_CONTEXT / SERENA_PROJECT. Caller frees.
  */
 char *sr_config_backend_cmd(const struct sr_config *c);
+
+/* Role defaults (run: listen and state dir) for settings still at their built-in default. */
+void sr_config_role_defaults(struct sr_config *c, const char *listen, const char *state_dir);
 
 /* Print the settings help block (flags, environment names, defaults). */
 void sr_config_print_help(void);

@@ -15,6 +15,7 @@ static void usage(FILE *f)
             "Usage: serena-remote <command> [options]\n\n"
             "Commands:\n"
             "  serve     run the gateway (--help for its options)\n"
+            "  run       the Cloudflare Container's PID 1: one backend behind the Worker\n"
             "  check     print the effective configuration (secrets masked) and validate it\n"
             "  token     print a new random token and its sha256: form\n"
             "  version   print the version\n\n"
@@ -33,6 +34,8 @@ int main(int argc, char **argv)
         return sr_child_exec_main(argc, argv);
     if (strcmp(cmd, "serve") == 0)
         return sr_cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0)
+        return sr_cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0)
         return sr_cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "token") == 0)

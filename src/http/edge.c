@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include "core/auth.h"
@@ -222,11 +223,39 @@ static void forward_to_instance(struct sr_edge *e, struct sr_req *r, const struc
     }
 }
 
+void sr_edge_set_internal_secret(struct sr_edge *e, const char *secret)
+{
+    e->has_secret = true;
+    SHA256((const unsigned char *)secret, strlen(secret), e->secret_digest);
+}
+
+/* Digests of equal length compared in constant time: the secret's length does not leak. */
+static bool internal_secret_ok(struct sr_edge *e, struct sr_req *r)
+{
+    const struct sr_http_head *h = sr_req_head(r);
+    if (h->path.n == 7 && memcmp(h->path.p, "/health", 7) == 0)
+        return true;
+    size_t n;
+    const char *v = sr_req_header(r, "x-serena-internal-secret", &n);
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)(v ? v : ""), v ? n : 0, d);
+    return v && CRYPTO_memcmp(d, e->secret_digest, sizeof(d)) == 0;
+}
+
 void sr_edge_handle(struct sr_req *r, void *arg)
 {
     struct sr_edge *e = arg;
     struct sr_request q;
     static struct sr_decision d; /* large; single-threaded loop */
+    if (e->has_secret && !internal_secret_ok(e, r)) {
+        char body[SR_ERROR_BODY_MAX];
+        int n = sr_error_body(body, sizeof(body), SR_RPC_UNAUTHORIZED,
+                              "This container only accepts requests relayed by its Worker "
+                              "(X-Serena-Internal-Secret missing or wrong).",
+                              NULL, 0);
+        sr_resp_json(r, 401, NULL, body, n < 0 ? 0 : (size_t)n);
+        return;
+    }
     fill_request(r, &q);
     sr_classify(&e->policy, &q, g_scratch, SR_JSON_MAX_TOKENS, &d);
     if (d.route[0])

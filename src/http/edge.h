@@ -25,7 +25,12 @@ struct sr_edge {
     struct sr_instances *instances; /* borrowed: one backend per route (when no upstream) */
     struct sr_health health;        /* static fields filled by the caller */
     uint64_t started_us;
+    bool has_secret; /* run: requests must carry X-Serena-Internal-Secret */
+    uint8_t secret_digest[32];
 };
+
+/* run: require the Worker's shared secret on every request but /health. */
+void sr_edge_set_internal_secret(struct sr_edge *e, const char *secret);
 
 /* The server's handler callback; arg is the struct sr_edge. */
 void sr_edge_handle(struct sr_req *r, void *arg);

@@ -377,7 +377,8 @@ static void inst_ready(struct sr_instance *inst)
     sr_log_event("info", "route=%s instance ready on 127.0.0.1:%u after %lds (pid %d)", inst->route,
                  (unsigned)inst->port, (long)(inst->ready_at - inst->started_at),
                  (int)sr_child_pid(inst->child));
-    set_timer(inst, inst->m->o.sleep_after * 1000u);
+    if (inst->m->o.sleep_after)
+        set_timer(inst, inst->m->o.sleep_after * 1000u);
     release_waiters(inst, 0, NULL);
 }
 
@@ -824,6 +825,17 @@ int sr_instances_acquire(struct sr_instances *m, const char *route, const char *
     return SR_INST_QUEUED;
 }
 
+void sr_instances_prestart(struct sr_instances *m, const char *route, const char *token_name,
+                           const char *generation)
+{
+    (void)token_name;
+    struct sr_instance *inst = find(m, route);
+    if (!inst)
+        inst = inst_new(m, route, generation);
+    if (inst && inst->state == ST_ASLEEP)
+        inst_spawn(inst);
+}
+
 void sr_instance_request_begin(struct sr_instance *inst, bool is_post)
 {
     inst->inflight++;
@@ -844,7 +856,7 @@ void sr_instance_request_end(struct sr_instance *inst, bool is_post)
         return;
     if (inst->draining)
         inst_stop(inst, "generation changed");
-    else
+    else if (inst->m->o.sleep_after)
         set_timer(inst, inst->m->o.sleep_after * 1000u);
 }
 

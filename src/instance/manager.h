@@ -42,7 +42,7 @@ struct sr_inst_opts {
     const char *seed_name;   /* e.g. "serena_config.yml" */
     char *const *extra_env;  /* "NAME=value" added to every backend's environment */
     uint32_t max_instances;
-    uint32_t sleep_after;   /* seconds */
+    uint32_t sleep_after;   /* seconds; 0: never (run: the platform sleeps the container) */
     uint32_t start_timeout; /* seconds */
     uint32_t stop_grace;    /* seconds between SIGTERM and SIGKILL */
     const char *sandbox;    /* NULL or "bwrap" */
@@ -74,6 +74,10 @@ int sr_instances_acquire(struct sr_instances *m, const char *route, const char *
                          const char *generation, sr_inst_cb cb, void *arg, struct sr_upstream **up,
                          struct sr_instance **inst, struct sr_inst_wait **wait, int *status,
                          char *msg, size_t msglen);
+/* Start a route's backend now (run: the container exists for one route). */
+void sr_instances_prestart(struct sr_instances *m, const char *route, const char *token_name,
+                           const char *generation);
+
 /* Forget a queued acquire (the client went away); its callback will not run. */
 void sr_instances_cancel_wait(struct sr_inst_wait *w);
 

@@ -1,11 +1,19 @@
 /*
- * `serena-remote serve`: the self-hosted gateway.
+ * `serena-remote serve` (the self-hosted gateway) and `serena-remote run`
+ * (the PID 1 of a Cloudflare Container, behind the Worker): one wiring,
+ * two roles.
  *
- * Wiring only: configuration -> token table and policy -> upstream ->
- * HTTP server with the edge handler, plus the signals: SIGHUP reloads the
- * environment file, tokens and generation without touching open
+ * Wiring only: configuration -> token table and policy -> upstream or
+ * instances -> HTTP server with the edge handler, plus the signals: SIGHUP
+ * reloads the environment file, tokens and generation without touching open
  * connections; SIGTERM/SIGINT stop accepting, let in-flight requests finish
- * for at most --drain-timeout, then exit 0.
+ * for at most --drain-timeout, stop the instances, then exit 0.
+ *
+ * What `run` changes: it listens on 0.0.0.0:8080 and keeps state in
+ * /app/state by default, checks no Bearer token (the Worker did; an optional
+ * shared secret header proves a request came through it), serves exactly
+ * one route whose backend starts at boot, and never puts it to sleep itself
+ * (the platform sleeps the whole container).
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,8 +33,11 @@
 #include "http/util.h"
 #include "instance/manager.h"
 #include "instance/seed.h"
+#include "core/route.h"
 
 struct serve {
+    bool run;         /* the `run` role */
+    const char *name; /* "serve" or "run", for messages */
     struct event_base *base;
     struct sr_config cfg;
     struct sr_edge edge;
@@ -47,9 +58,9 @@ static void fill_health(struct serve *s)
     const struct sr_config *c = &s->cfg;
     h->status = "ok";
     h->version = SR_VERSION;
-    h->role = "serve";
+    h->role = s->name;
     h->upstream_mode = s->upstream ? "upstream" : "instances";
-    h->max_instances = s->upstream ? 0 : c->max_instances;
+    h->max_instances = s->upstream ? 0 : (s->run ? 1 : c->max_instances);
     h->p_enabled = c->r2_enabled;
     h->p_store = c->r2_enabled ? "s3" : "none";
     h->p_bucket = c->r2_enabled ? sr_config_get(c, SR_SET_R2_BUCKET) : "";
@@ -150,6 +161,19 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
                  strcmp(oldgen, p.generation) ? " (changed)" : "");
 }
 
+static void run_help(void)
+{
+    printf("Usage: serena-remote run [options]\n\n"
+           "The PID 1 of a Cloudflare Container behind the serena-remote Worker: listens on\n"
+           "0.0.0.0:8080 at once (GET /health answers while the backend starts), starts one\n"
+           "backend (Serena, or SERENA_BACKEND_CMD) and relays /mcp to it with the same\n"
+           "relay and shims as serve. No Bearer check: the Worker authenticated the caller;\n"
+           "when SERENA_INTERNAL_SECRET is set, requests must carry it in the\n"
+           "X-Serena-Internal-Secret header. SIGTERM: stop accepting, finish in-flight\n"
+           "requests, stop the backend, exit 0. State: --state-dir (default /app/state).\n\n");
+    sr_config_print_help();
+}
+
 static void serve_help(void)
 {
     printf("Usage: serena-remote serve [options]\n\n"
@@ -163,32 +187,58 @@ static void serve_help(void)
     sr_config_print_help();
 }
 
-int sr_cmd_serve(int argc, char **argv)
+static int gateway_main(bool run, int argc, char **argv)
 {
     static struct serve s; /* the edge holds large static-sized tables */
     char err[512];
     bool help;
     int rc = 1;
+    s.run = run;
+    s.name = run ? "run" : "serve";
     if (sr_config_load(&s.cfg, argc, argv, &help, err, sizeof(err)) < 0) {
-        fprintf(stderr, "serena-remote serve: %s\n", err);
+        fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
         sr_config_free(&s.cfg);
         return 2;
     }
     if (help) {
-        serve_help();
+        if (run)
+            run_help();
+        else
+            serve_help();
         sr_config_free(&s.cfg);
         return 0;
     }
+    if (run) {
+        sr_config_role_defaults(&s.cfg, "0.0.0.0:8080", "/app/state");
+        if (sr_config_get(&s.cfg, SR_SET_UPSTREAM)) {
+            fprintf(stderr, "serena-remote run: --upstream is for serve; run starts its own "
+                            "backend (SERENA_BACKEND_CMD)\n");
+            sr_config_free(&s.cfg);
+            return 2;
+        }
+    }
     sr_log_set_format(s.cfg.log_json ? SR_LOG_JSON : SR_LOG_TEXT);
-    struct sr_tokens *t = sr_config_tokens(&s.cfg, err, sizeof(err));
+    struct sr_tokens *t;
+    if (run) {
+        /* The Worker authenticated the caller; the table stays empty. */
+        t = calloc(1, sizeof(*t));
+        if (t)
+            sr_tokens_init(t);
+    } else {
+        t = sr_config_tokens(&s.cfg, err, sizeof(err));
+    }
     if (!t) {
-        fprintf(stderr, "serena-remote serve: %s\n", err);
+        fprintf(stderr, "serena-remote %s: %s\n", s.name, run ? "out of memory" : err);
         sr_config_free(&s.cfg);
         return 2;
     }
     sr_policy_init(&s.edge.policy, t);
+    s.edge.policy.check_bearer = !run;
+    const char *secret = sr_config_get(&s.cfg, SR_SET_INTERNAL_SECRET);
+    if (run && secret && *secret)
+        sr_edge_set_internal_secret(&s.edge, secret);
     if (sr_config_policy(&s.cfg, &s.edge.policy, err, sizeof(err)) < 0) {
-        fprintf(stderr, "serena-remote serve: %s\n", err);
+        fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
         free(t);
         sr_config_free(&s.cfg);
         return 2;
@@ -198,12 +248,12 @@ int sr_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     s.base = event_base_new();
     if (!s.base) {
-        fprintf(stderr, "serena-remote serve: cannot create the event loop\n");
+        fprintf(stderr, "serena-remote %s: cannot create the event loop\n", s.name);
         goto out;
     }
     if (up) {
         if (sr_upstream_new(s.base, up, &s.upstream, err, sizeof(err)) < 0) {
-            fprintf(stderr, "serena-remote serve: %s\n", err);
+            fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
             rc = 2;
             goto out;
         }
@@ -211,7 +261,7 @@ int sr_cmd_serve(int argc, char **argv)
     } else {
         ssize_t n = readlink("/proc/self/exe", s.self_exe, sizeof(s.self_exe) - 1);
         if (n <= 0) {
-            fprintf(stderr, "serena-remote serve: cannot find its own binary: %s\n",
+            fprintf(stderr, "serena-remote %s: cannot find its own binary: %s\n", s.name,
                     strerror(errno));
             goto out;
         }
@@ -232,7 +282,7 @@ int sr_cmd_serve(int argc, char **argv)
         }
         s.seed = sr_seed_serena_config(tools, s.cfg.allow_shell, err, sizeof(err));
         if (!s.seed) {
-            fprintf(stderr, "serena-remote serve: %s\n", err);
+            fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
             rc = 2;
             goto out;
         }
@@ -247,15 +297,22 @@ int sr_cmd_serve(int argc, char **argv)
             .seed_config = s.seed,
             .seed_name = "serena_config.yml",
             .max_instances = s.cfg.max_instances,
-            .sleep_after = s.cfg.sleep_after,
+            .sleep_after = run ? 0 : s.cfg.sleep_after,
             .start_timeout = s.cfg.start_timeout,
             .stop_grace = s.cfg.stop_grace,
         };
         if (sr_instances_new(s.base, &io, &s.instances, err, sizeof(err)) < 0) {
-            fprintf(stderr, "serena-remote serve: %s\n", err);
+            fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
             goto out;
         }
         s.edge.instances = s.instances;
+        if (run) {
+            /* The container exists for one token: start its backend now, not on the first
+             * request, so the platform's readiness window is spent starting Serena. */
+            char route[SR_ROUTE_MAX + 1];
+            sr_route_name(s.edge.policy.generation, "run", route, sizeof(route));
+            sr_instances_prestart(s.instances, route, "run", s.edge.policy.generation);
+        }
     }
     s.edge.started_us = sr_now_us();
     fill_health(&s);
@@ -268,7 +325,7 @@ int sr_cmd_serve(int argc, char **argv)
         .handler_arg = &s.edge,
     };
     if (sr_server_new(s.base, &o, &s.server, err, sizeof(err)) < 0) {
-        fprintf(stderr, "serena-remote serve: %s\n", err);
+        fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
         goto out;
     }
     struct event *ev_term = evsignal_new(s.base, SIGTERM, on_stop, &s);
@@ -282,9 +339,9 @@ int sr_cmd_serve(int argc, char **argv)
         sr_log_event("warn", "SERENA_R2_STATE_ENABLED=1, but snapshots are not part of this "
                              "build yet: state is not persisted");
     sr_log_event("info",
-                 "serena-remote %s listening on %s://%s, %s %s, %u token(s) (%s), "
+                 "serena-remote %s %s listening on %s://%s, %s %s, %u token(s) (%s), "
                  "generation %s",
-                 SR_VERSION, o.tls_cert ? "https" : "http", sr_server_address(s.server),
+                 s.name, SR_VERSION, o.tls_cert ? "https" : "http", sr_server_address(s.server),
                  up ? "upstream" : "per-token instances of", up ? up : s.backend_cmd,
                  s.edge.tokens->count, sr_tokens_strategy(s.edge.tokens), s.edge.policy.generation);
     event_base_dispatch(s.base);
@@ -305,4 +362,14 @@ out:
     sr_edge_set_tokens(&s.edge, NULL);
     sr_config_free(&s.cfg);
     return rc;
+}
+
+int sr_cmd_serve(int argc, char **argv)
+{
+    return gateway_main(false, argc, argv);
+}
+
+int sr_cmd_run(int argc, char **argv)
+{
+    return gateway_main(true, argc, argv);
 }
