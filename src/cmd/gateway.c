@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "http/util.h"
 #include "instance/manager.h"
 #include "instance/seed.h"
+#include "instance/spawn.h"
 #include "core/route.h"
 
 struct serve {
@@ -116,6 +118,14 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     sr_server_stop_accepting(s->server);
     s->drain_deadline_us = sr_now_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
     drain_check(-1, 0, s);
+}
+
+static void on_child(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    sr_reap_strays();
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -209,6 +219,9 @@ static int gateway_main(bool run, int argc, char **argv)
         return 0;
     }
     if (run) {
+        /* PID 1 in a container; elsewhere the subreaper bit gives the same duty: processes
+         * orphaned inside the backend's tree come to us and are reaped (on_child). */
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
         sr_config_role_defaults(&s.cfg, "0.0.0.0:8080", "/app/state");
         if (sr_config_get(&s.cfg, SR_SET_UPSTREAM)) {
             fprintf(stderr, "serena-remote run: --upstream is for serve; run starts its own "
@@ -331,6 +344,8 @@ static int gateway_main(bool run, int argc, char **argv)
     struct event *ev_term = evsignal_new(s.base, SIGTERM, on_stop, &s);
     struct event *ev_int = evsignal_new(s.base, SIGINT, on_stop, &s);
     struct event *ev_hup = evsignal_new(s.base, SIGHUP, on_hup, &s);
+    struct event *ev_chld = evsignal_new(s.base, SIGCHLD, on_child, &s);
+    evsignal_add(ev_chld, NULL);
     s.drain_timer = evtimer_new(s.base, drain_check, &s);
     evsignal_add(ev_term, NULL);
     evsignal_add(ev_int, NULL);
@@ -349,6 +364,7 @@ static int gateway_main(bool run, int argc, char **argv)
     event_free(ev_term);
     event_free(ev_int);
     event_free(ev_hup);
+    event_free(ev_chld);
     event_free(s.drain_timer);
     rc = 0;
 out:

@@ -37,6 +37,62 @@ struct sr_child {
     void *arg;
 };
 
+#define TRACK_MAX 2048
+
+static pid_t g_tracked[TRACK_MAX];
+static unsigned g_ntracked;
+
+void sr_child_track(pid_t pid)
+{
+    if (g_ntracked < TRACK_MAX)
+        g_tracked[g_ntracked++] = pid;
+}
+
+void sr_child_untrack(pid_t pid)
+{
+    for (unsigned i = 0; i < g_ntracked; i++)
+        if (g_tracked[i] == pid) {
+            g_tracked[i] = g_tracked[--g_ntracked];
+            return;
+        }
+}
+
+static bool tracked(pid_t pid)
+{
+    for (unsigned i = 0; i < g_ntracked; i++)
+        if (g_tracked[i] == pid)
+            return true;
+    return false;
+}
+
+int sr_reap_strays(void)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    int reaped = 0;
+    char *p = buf;
+    while (*p) {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        p = end;
+        while (*p == ' ' || *p == '\n')
+            p++;
+        if (pid > 0 && !tracked((pid_t)pid) && waitpid((pid_t)pid, NULL, WNOHANG) == pid)
+            reaped++;
+    }
+    return reaped;
+}
+
 uint64_t sr_proc_starttime(pid_t pid)
 {
     char path[64], buf[1024];
@@ -168,11 +224,13 @@ int sr_child_spawn(struct event_base *base, const struct sr_child_opts *o, struc
         snprintf(err, errlen, "cannot start the backend: %s", strerror(rc));
         goto fail;
     }
+    sr_child_track(c->pid);
     c->pidfd = pidfd_open(c->pid, 0);
     if (c->pidfd < 0) {
         snprintf(err, errlen, "pidfd_open failed (Linux 5.3+ needed): %s", strerror(errno));
         kill(-c->pid, SIGKILL);
         waitpid(c->pid, NULL, 0);
+        sr_child_untrack(c->pid);
         goto fail;
     }
     c->out_fd = pipefd[0];
@@ -222,6 +280,7 @@ void sr_child_free(struct sr_child *c)
         /* Stragglers in the group (a backend's own children) go too. */
         kill(-c->pid, SIGKILL);
     }
+    sr_child_untrack(c->pid);
     if (c->ev_exit)
         event_free(c->ev_exit);
     if (c->ev_out)

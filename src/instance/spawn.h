@@ -44,6 +44,17 @@ int sr_child_signal(struct sr_child *c, int sig);
 /* Free: only after the exit callback ran, or kills the group first. Accepts NULL. */
 void sr_child_free(struct sr_child *c);
 
+/*
+ * PID 1 duty (run in a container): processes orphaned inside a backend's
+ * tree are re-parented to us and must be reaped. Children we watch through a
+ * pidfd (backends, snapshot workers) are registered so the reaper leaves
+ * them to their owner; sr_reap_strays reaps every other exited child.
+ */
+void sr_child_track(pid_t pid);
+void sr_child_untrack(pid_t pid);
+/* Reap exited children that nobody tracks; returns how many. Call on SIGCHLD. */
+int sr_reap_strays(void);
+
 /* `serena-remote __exec <parent pid> <cmd>`: the wrapper's main. */
 int sr_child_exec_main(int argc, char **argv);
 
