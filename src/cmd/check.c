@@ -7,6 +7,8 @@
 
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "instance/spawn.h"
+#include <string.h>
 
 int sr_cmd_check(int argc, char **argv)
 {
@@ -42,6 +44,14 @@ int sr_cmd_check(int argc, char **argv)
         if (sr_config_policy(&c, &p, err, sizeof(err)) < 0) {
             fprintf(stderr, "serena-remote check: %s\n", err);
             rc = 2;
+        }
+    }
+    if (rc == 0 && strcmp(sr_config_get(&c, SR_SET_SANDBOX), "bwrap") == 0) {
+        if (sr_sandbox_probe(err, sizeof(err)) < 0) {
+            fprintf(stderr, "serena-remote check: %s\n", err);
+            rc = 2;
+        } else {
+            printf("sandbox: bwrap works here\n");
         }
     }
     if (rc == 0)

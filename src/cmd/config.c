@@ -69,6 +69,9 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
                           "the build directory)"},
     [SR_SET_INTERNAL_SECRET] = {NULL, "SERENA_INTERNAL_SECRET", NULL, true,
                                 "run: shared secret the Worker sends in X-Serena-Internal-Secret"},
+    [SR_SET_SANDBOX] = {"--sandbox", "SERENA_SANDBOX", "none", false,
+                        "none or bwrap: each instance sees only its own home/ and work/ "
+                        "writable, no other route's files"},
     [SR_SET_R2_ENABLED] = {NULL, "SERENA_R2_STATE_ENABLED", "0", false,
                            "1: snapshot state to S3/R2"},
     [SR_SET_R2_PREFIX] = {NULL, "SERENA_R2_STATE_PREFIX",
@@ -239,6 +242,9 @@ static int validate(struct sr_config *c, char *err, size_t errlen)
     if (parse_u32(c->value[SR_SET_R2_RETENTION], 1000, &c->r2_retention) < 0 ||
         c->r2_retention == 0)
         BAD(SR_SET_R2_RETENTION, "a count from 1 to 1000");
+    v = c->value[SR_SET_SANDBOX];
+    if (strcmp(v, "none") && strcmp(v, "bwrap"))
+        BAD(SR_SET_SANDBOX, "none or bwrap");
     v = c->value[SR_SET_R2_PARTITION];
     if (strcmp(v, "durable-object") && strcmp(v, "token") && strcmp(v, "shared"))
         BAD(SR_SET_R2_PARTITION, "durable-object, token or shared");

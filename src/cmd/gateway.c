@@ -299,6 +299,12 @@ static int gateway_main(bool run, int argc, char **argv)
             rc = 2;
             goto out;
         }
+        if (strcmp(sr_config_get(&s.cfg, SR_SET_SANDBOX), "bwrap") == 0 &&
+            sr_sandbox_probe(err, sizeof(err)) < 0) {
+            fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
+            rc = 2;
+            goto out;
+        }
         const char *state_dir = sr_config_get(&s.cfg, SR_SET_STATE_DIR);
         int reaped = sr_instances_reap_orphans(state_dir);
         if (reaped)
@@ -313,6 +319,7 @@ static int gateway_main(bool run, int argc, char **argv)
             .sleep_after = run ? 0 : s.cfg.sleep_after,
             .start_timeout = s.cfg.start_timeout,
             .stop_grace = s.cfg.stop_grace,
+            .sandbox = strcmp(sr_config_get(&s.cfg, SR_SET_SANDBOX), "bwrap") == 0 ? "bwrap" : NULL,
         };
         if (sr_instances_new(s.base, &io, &s.instances, err, sizeof(err)) < 0) {
             fprintf(stderr, "serena-remote %s: %s\n", s.name, err);

@@ -194,6 +194,59 @@ static int expand_cmd(const struct sr_instance *inst, char *out, size_t cap)
     return *t ? -1 : 0;
 }
 
+/*
+ * --sandbox bwrap: the backend runs in a mount namespace where the whole
+ * state directory (every route, the token file) is replaced by an empty
+ * tmpfs, and only this route's home/, work/ and tmp/ are bound back,
+ * writable. The rest of the file system is read-only; the network is shared
+ * (the backend listens on 127.0.0.1 for the gateway).
+ */
+static int sandbox_wrap(const struct sr_instance *inst, char *cmd, size_t cap)
+{
+    const char *sd = inst->m->state_dir;
+    char sub[3][PATH_MAX + 8];
+    snprintf(sub[0], sizeof(sub[0]), "%s/home", inst->dir);
+    snprintf(sub[1], sizeof(sub[1]), "%s/work", inst->dir);
+    snprintf(sub[2], sizeof(sub[2]), "%s/tmp", inst->dir);
+    char *out = malloc(cap);
+    if (!out)
+        return -1;
+    size_t n = (size_t)snprintf(out, cap,
+                                "bwrap --die-with-parent --ro-bind / / --dev /dev --proc /proc "
+                                "--tmpfs /tmp --tmpfs /dev/shm --tmpfs ");
+    shell_quote(out, cap, &n, sd);
+    for (int i = 0; i < 3; i++) {
+        if (n + 9 >= cap)
+            goto toolong;
+        memcpy(out + n, " --bind ", 8);
+        n += 8;
+        shell_quote(out, cap, &n, sub[i]);
+        out[n++] = ' ';
+        shell_quote(out, cap, &n, sub[i]);
+    }
+    if (n + 16 >= cap)
+        goto toolong;
+    memcpy(out + n, " --chdir ", 9);
+    n += 9;
+    shell_quote(out, cap, &n, sub[1]);
+    const char *tail = " -- /bin/sh -c ";
+    if (n + strlen(tail) + 1 >= cap)
+        goto toolong;
+    memcpy(out + n, tail, strlen(tail));
+    n += strlen(tail);
+    char quoted_src[8192];
+    snprintf(quoted_src, sizeof(quoted_src), "exec %s", cmd);
+    shell_quote(out, cap, &n, quoted_src);
+    if (n + 2 >= cap)
+        goto toolong;
+    memcpy(cmd, out, n + 1);
+    free(out);
+    return 0;
+toolong:
+    free(out);
+    return -1;
+}
+
 /* A free port on 127.0.0.1 (the kernel picks; a race with another process is possible but rare). */
 static int free_port(uint16_t *port)
 {
@@ -546,7 +599,8 @@ static void inst_spawn(struct sr_instance *inst)
         snprintf(err, sizeof(err), "no free port on 127.0.0.1: %s", strerror(errno));
         goto fail;
     }
-    if (expand_cmd(inst, cmd, sizeof(cmd)) < 0) {
+    if (expand_cmd(inst, cmd, sizeof(cmd)) < 0 ||
+        (m->o.sandbox && sandbox_wrap(inst, cmd, sizeof(cmd)) < 0)) {
         snprintf(err, sizeof(err), "the backend command is too long");
         goto fail;
     }

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+extern char **environ;
+
 #define SR_P_PIDFD 3 /* linux/wait.h; glibc's idtype_t does not name it */
 
 struct sr_child {
@@ -91,6 +93,35 @@ int sr_reap_strays(void)
             reaped++;
     }
     return reaped;
+}
+
+int sr_sandbox_probe(char *err, size_t errlen)
+{
+    char *argv[] = {"bwrap", "--ro-bind", "/",     "/",         "--dev",
+                    "/dev",  "--proc",    "/proc", "/bin/true", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "bwrap", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        snprintf(err, errlen,
+                 "--sandbox bwrap: bwrap is not installed (Debian: apt-get install "
+                 "bubblewrap)");
+        return -1;
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        snprintf(err, errlen,
+                 "--sandbox bwrap: bwrap cannot create a sandbox here (user namespaces are "
+                 "disabled or restricted: check kernel.unprivileged_userns_clone or run without "
+                 "--sandbox)");
+        return -1;
+    }
+    return 0;
 }
 
 uint64_t sr_proc_starttime(pid_t pid)

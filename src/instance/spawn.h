@@ -55,6 +55,10 @@ void sr_child_untrack(pid_t pid);
 /* Reap exited children that nobody tracks; returns how many. Call on SIGCHLD. */
 int sr_reap_strays(void);
 
+/* 0 when `bwrap` can create a sandbox here; -1 with the reason (not installed, no user
+ * namespaces) in err. Blocks for the few milliseconds bwrap takes. */
+int sr_sandbox_probe(char *err, size_t errlen);
+
 /* `serena-remote __exec <parent pid> <cmd>`: the wrapper's main. */
 int sr_child_exec_main(int argc, char **argv);
 
