@@ -36,6 +36,7 @@
 
 #include "core/errors.h"
 #include "core/mem.h"
+#include "http/chunked.h"
 #include "http/log.h"
 #include "http/util.h"
 
@@ -74,8 +75,7 @@ struct sr_conn {
     /* Body reading. */
     int64_t body_left; /* content-length mode: bytes still to read */
     bool body_chunked;
-    int chunk_phase; /* 0 size line, 1 data, 2 CRLF after data, 3 trailers */
-    uint64_t chunk_left;
+    struct sr_chunked chunked;
     bool keep_alive;
     bool lingering;
     char peer[64];
@@ -359,7 +359,7 @@ static void start_request(struct sr_conn *c, const char *head, size_t head_len,
     c->req = r;
     c->keep_alive = r->head.keep_alive;
     c->body_chunked = r->head.chunked;
-    c->chunk_phase = 0;
+    sr_chunked_init(&c->chunked);
     c->body_left = r->head.content_length > 0 ? r->head.content_length : 0;
 }
 
@@ -373,11 +373,6 @@ static void dispatch(struct sr_conn *c)
     /* Reading stays on to notice a hang-up; read-ahead is capped in conn_read_cb. */
     bufferevent_setwatermark(c->bev, EV_WRITE, SR_RELAY_LOW_WATER, 0);
     s->o.handler(c->req, s->o.handler_arg);
-}
-
-static bool body_over_limit(struct sr_conn *c, size_t have)
-{
-    return have > c->srv->o.max_body;
 }
 
 static void body_too_large(struct sr_conn *c)
@@ -401,68 +396,16 @@ static int read_body(struct sr_conn *c)
         }
         return c->body_left == 0 ? 1 : 0;
     }
-    for (;;) {
-        if (c->chunk_phase == 0 || c->chunk_phase == 3) {
-            struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_CRLF_STRICT);
-            if (p.pos < 0) {
-                if (evbuffer_get_length(in) > 4096) {
-                    conn_fail(c, 400, "A chunk-size line in the request body is too long.");
-                    return -1;
-                }
-                return 0;
-            }
-            size_t n = (size_t)p.pos;
-            char line[4096];
-            if (n >= sizeof(line)) {
-                conn_fail(c, 400, "A chunk-size line in the request body is too long.");
-                return -1;
-            }
-            evbuffer_remove(in, line, n);
-            evbuffer_drain(in, 2);
-            if (c->chunk_phase == 3) {
-                if (n == 0)
-                    return 1; /* end of trailers */
-                continue;     /* trailers are read and ignored */
-            }
-            uint64_t size;
-            if (sr_http_parse_chunk_size(line, n, &size) < 0) {
-                conn_fail(c, 400, "The request body's chunked encoding is malformed.");
-                return -1;
-            }
-            if (size == 0) {
-                c->chunk_phase = 3;
-                continue;
-            }
-            if (body_over_limit(c, evbuffer_get_length(r->body) + size)) {
-                body_too_large(c);
-                return -1;
-            }
-            c->chunk_left = size;
-            c->chunk_phase = 1;
-        }
-        if (c->chunk_phase == 1) {
-            size_t avail = evbuffer_get_length(in);
-            if (avail == 0)
-                return 0;
-            size_t take = c->chunk_left < avail ? (size_t)c->chunk_left : avail;
-            evbuffer_remove_buffer(in, r->body, take);
-            c->chunk_left -= take;
-            if (c->chunk_left)
-                return 0;
-            c->chunk_phase = 2;
-        }
-        if (c->chunk_phase == 2) {
-            if (evbuffer_get_length(in) < 2)
-                return 0;
-            char crlf[2];
-            evbuffer_remove(in, crlf, 2);
-            if (crlf[0] != '\r' || crlf[1] != '\n') {
-                conn_fail(c, 400, "The request body's chunked encoding is malformed.");
-                return -1;
-            }
-            c->chunk_phase = 0;
-        }
+    int rc = sr_chunked_decode(&c->chunked, in, r->body, c->srv->o.max_body);
+    if (rc == SR_CHUNKED_TOOLARGE) {
+        body_too_large(c);
+        return -1;
     }
+    if (rc == SR_CHUNKED_BAD) {
+        conn_fail(c, 400, "The request body's chunked encoding is malformed.");
+        return -1;
+    }
+    return rc == SR_CHUNKED_DONE ? 1 : 0;
 }
 
 static void conn_process(struct sr_conn *c)

@@ -24,6 +24,7 @@
 #include <event2/bufferevent.h>
 
 #include "core/limits.h"
+#include "http/chunked.h"
 #include "http/util.h"
 
 enum up_state { UP_CONNECTING, UP_IDLE, UP_WAIT_HEAD, UP_BODY };
@@ -54,7 +55,7 @@ struct sr_up_req {
     bool keep_alive;
     enum body_mode mode;
     uint64_t left;
-    int chunk_phase; /* 0 size line, 1 data, 2 CRLF, 3 trailers */
+    struct sr_chunked chunked;
 };
 
 struct sr_upstream {
@@ -287,54 +288,12 @@ static int read_body(struct sr_up_req *q, struct evbuffer *in)
         }
         return q->left == 0 ? 1 : 0;
     }
-    for (;;) {
-        if (q->chunk_phase == 0 || q->chunk_phase == 3) {
-            struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_CRLF_STRICT);
-            if (p.pos < 0)
-                return evbuffer_get_length(in) > 4096 ? -1 : 0;
-            char line[4096];
-            size_t n = (size_t)p.pos;
-            if (n >= sizeof(line))
-                return -1;
-            evbuffer_remove(in, line, n);
-            evbuffer_drain(in, 2);
-            if (q->chunk_phase == 3) {
-                if (n == 0)
-                    return 1;
-                continue;
-            }
-            uint64_t size;
-            if (sr_http_parse_chunk_size(line, n, &size) < 0)
-                return -1;
-            if (size == 0) {
-                q->chunk_phase = 3;
-                continue;
-            }
-            q->left = size;
-            q->chunk_phase = 1;
-        }
-        if (q->chunk_phase == 1) {
-            size_t n = evbuffer_get_length(in);
-            if (n == 0)
-                return 0;
-            size_t take = q->left < n ? (size_t)q->left : n;
-            evbuffer_remove_buffer(in, q->data, take);
-            q->left -= take;
-            q->cbs.on_data(q->arg, q->data);
-            if (q->left)
-                return 0;
-            q->chunk_phase = 2;
-        }
-        if (q->chunk_phase == 2) {
-            if (evbuffer_get_length(in) < 2)
-                return 0;
-            char crlf[2];
-            evbuffer_remove(in, crlf, 2);
-            if (crlf[0] != '\r' || crlf[1] != '\n')
-                return -1;
-            q->chunk_phase = 0;
-        }
-    }
+    int rc = sr_chunked_decode(&q->chunked, in, q->data, UINT64_MAX);
+    if (evbuffer_get_length(q->data))
+        q->cbs.on_data(q->arg, q->data);
+    if (rc == SR_CHUNKED_DONE)
+        return 1;
+    return rc == SR_CHUNKED_MORE ? 0 : -1;
 }
 
 static void process(struct up_conn *c)
@@ -491,7 +450,7 @@ static int conn_attach(struct sr_up_req *q, bool allow_idle)
     c->q = q;
     q->c = c;
     q->got_bytes = false;
-    q->chunk_phase = 0;
+    sr_chunked_init(&q->chunked);
     /* By reference: the request stays intact for a retry. */
     evbuffer_add_buffer_reference(bufferevent_get_output(c->bev), q->request);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
