@@ -62,7 +62,9 @@ int sr_store_put_bytes(struct sr_store *s, const char *key, const void *data, si
 /* Download into a local file (streamed, created 0600). */
 int sr_store_get_file(struct sr_store *s, const char *key, const char *path, char *err,
                       size_t errlen);
-/* Download a small object (at most max bytes) into a malloc'd buffer. */
+/* Download a small object (at most max bytes) into a malloc'd buffer that the caller frees; the
+ * buffer carries one extra NUL after the n bytes. An object larger than max is refused with
+ * SR_STORE_E_CORRUPT (it is not what the caller expected there). */
 int sr_store_get_bytes(struct sr_store *s, const char *key, size_t max, char **data, size_t *n,
                        char *err, size_t errlen);
 /* Size of an object; SR_STORE_E_NOTFOUND when absent. */
@@ -73,5 +75,12 @@ int sr_store_list(struct sr_store *s, const char *prefix, sr_store_list_cb cb, v
                   size_t errlen);
 /* Delete; deleting a missing key succeeds. */
 int sr_store_delete(struct sr_store *s, const char *key, char *err, size_t errlen);
+
+/* Added: the key rules every call enforces ([A-Za-z0-9._/-], at most 1023 bytes, no leading
+ * '/', no "..", no "//", no "." component, no trailing '/'), so callers can check a name before
+ * doing any work. A prefix follows the same rules but may be empty and may end in '/'. 0 or
+ * SR_STORE_E_CONFIG with err. */
+int sr_store_key_check(const char *key, char *err, size_t errlen);
+int sr_store_prefix_check(const char *prefix, char *err, size_t errlen);
 
 #endif
