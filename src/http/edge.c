@@ -176,7 +176,7 @@ static void pending_ready(void *arg, struct sr_upstream *up, struct sr_instance 
     p->wait = NULL;
     sr_req_set_hooks(p->r, NULL, NULL, NULL);
     if (!up) {
-        sr_relay_fail(p->r, status, p->rpc_id, msg);
+        sr_relay_fail(p->r, status, 0, p->rpc_id, msg);
         free(p);
         return;
     }
@@ -195,7 +195,7 @@ static void forward_to_instance(struct sr_edge *e, struct sr_req *r, const struc
 {
     struct pending *p = calloc(1, sizeof(*p));
     if (!p) {
-        sr_relay_fail(r, 503, d->rpc_id, "The gateway is out of memory.");
+        sr_relay_fail(r, 503, 0, d->rpc_id, "The gateway is out of memory.");
         return;
     }
     const struct sr_http_head *h = sr_req_head(r);
@@ -209,16 +209,17 @@ static void forward_to_instance(struct sr_edge *e, struct sr_req *r, const struc
     struct sr_upstream *up = NULL;
     struct sr_instance *inst = NULL;
     int status = 503;
+    unsigned retry_after = 0;
     char msg[640];
     int rc = sr_instances_acquire(e->instances, d->route, name, e->policy.generation, pending_ready,
-                                  p, &up, &inst, &p->wait, &status, msg, sizeof(msg));
+                                  p, &up, &inst, &p->wait, &status, &retry_after, msg, sizeof(msg));
     if (rc == SR_INST_READY_NOW) {
         pending_go(p, up, inst);
     } else if (rc == SR_INST_QUEUED) {
         /* Held until the instance is ready; a client that leaves drops its place. */
         sr_req_set_hooks(r, pending_abort, NULL, p);
     } else {
-        sr_relay_fail(r, status, p->rpc_id, msg);
+        sr_relay_fail(r, status, retry_after, p->rpc_id, msg);
         free(p);
     }
 }
@@ -280,7 +281,7 @@ void sr_edge_handle(struct sr_req *r, void *arg)
         return;
     }
     if (!e->upstream) {
-        sr_relay_fail(r, 503, d.rpc_id, "No backend is configured for this route.");
+        sr_relay_fail(r, 503, 0, d.rpc_id, "No backend is configured for this route.");
         return;
     }
     if (d.shim == SR_SHIM_INITIALIZED) {

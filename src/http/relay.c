@@ -72,7 +72,8 @@ static void relay_free(struct relay *x)
     free(x);
 }
 
-void sr_relay_fail(struct sr_req *r, int status, const char *rpc_id, const char *what)
+void sr_relay_fail(struct sr_req *r, int status, unsigned retry_after, const char *rpc_id,
+                   const char *what)
 {
     char msg[512], body[SR_ERROR_BODY_MAX];
     if (status == 502)
@@ -83,13 +84,14 @@ void sr_relay_fail(struct sr_req *r, int status, const char *rpc_id, const char 
     else
         snprintf(msg, sizeof(msg), "%s", what);
     int n = sr_error_body(body, sizeof(body), SR_RPC_SERVER_ERROR, msg, rpc_id, strlen(rpc_id));
-    sr_resp_json(r, status, status == 503 ? "Retry-After: 5\r\n" : NULL, body,
-                 n < 0 ? 0 : (size_t)n);
+    char retry[48];
+    snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", retry_after ? retry_after : 5);
+    sr_resp_json(r, status, status == 503 ? retry : NULL, body, n < 0 ? 0 : (size_t)n);
 }
 
 static void fail_502(struct sr_req *r, const char *rpc_id, const char *what)
 {
-    sr_relay_fail(r, 502, rpc_id, what);
+    sr_relay_fail(r, 502, 0, rpc_id, what);
 }
 
 static void on_head(void *arg, const struct sr_http_head *h)

@@ -31,8 +31,12 @@ struct sr_relay_opts {
 /* Relay r to u. Ends r one way or another. */
 void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, const struct sr_relay_opts *o);
 
-/* An error answer (502, 503 with Retry-After) with a JSON-RPC body saying what failed. Ends r. */
-void sr_relay_fail(struct sr_req *r, int status, const char *rpc_id, const char *what);
+/*
+ * An error answer (502, or 503 with Retry-After: retry_after seconds, 5 when
+ * 0) with a JSON-RPC body saying what failed. Ends r.
+ */
+void sr_relay_fail(struct sr_req *r, int status, unsigned retry_after, const char *rpc_id,
+                   const char *what);
 
 /*
  * Deliver r's request to u in the background (the initialized shim): the

@@ -200,7 +200,8 @@ unsigned sr_upstream_idle(const struct sr_upstream *u)
     return u->nidle;
 }
 
-static void req_free(struct sr_up_req *q)
+/* Take q off the in-flight list (idempotent). */
+static void req_unlink(struct sr_up_req *q)
 {
     if (q->prev)
         q->prev->next = q->next;
@@ -208,6 +209,12 @@ static void req_free(struct sr_up_req *q)
         q->u->reqs = q->next;
     if (q->next)
         q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+}
+
+static void req_free(struct sr_up_req *q)
+{
+    req_unlink(q);
     if (q->request)
         evbuffer_free(q->request);
     if (q->data)
@@ -246,10 +253,16 @@ static void conn_release(struct up_conn *c, bool reusable)
     u->nidle++;
 }
 
+/*
+ * Both finishers unlink q before calling back: a callback may end other
+ * exchanges of this upstream (an instance that stops when its last request
+ * ends calls sr_upstream_close_all), which must not find q again.
+ */
 static void finish_done(struct sr_up_req *q)
 {
     struct up_conn *c = q->c;
     q->c = NULL;
+    req_unlink(q);
     conn_release(c, q->keep_alive && q->mode != BODY_EOF);
     q->cbs.on_done(q->arg);
     req_free(q);
@@ -259,6 +272,7 @@ static void finish_error(struct sr_up_req *q, const char *what, bool got_head)
 {
     struct up_conn *c = q->c;
     q->c = NULL;
+    req_unlink(q);
     if (c)
         conn_free(c);
     q->cbs.on_error(q->arg, what, got_head);

@@ -673,7 +673,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         send_probe(inst);
         break;
     case ST_READY:
-        if (inst->inflight_posts == 0) {
+        if (inst->draining && inst->inflight_posts == 0) {
+            inst_stop(inst, "generation changed");
+            break;
+        }
+        if (inst->inflight_posts == 0 && inst->m->o.sleep_after) {
             time_t idle = time(NULL) - inst->last_activity;
             if (idle + 1 >= (time_t)inst->m->o.sleep_after)
                 inst_stop(inst, "idle");
@@ -801,9 +805,10 @@ static struct sr_instance *inst_new(struct sr_instances *m, const char *route,
 int sr_instances_acquire(struct sr_instances *m, const char *route, const char *token_name,
                          const char *generation, sr_inst_cb cb, void *arg, struct sr_upstream **up,
                          struct sr_instance **out_inst, struct sr_inst_wait **wait, int *status,
-                         char *msg, size_t msglen)
+                         unsigned *retry_after, char *msg, size_t msglen)
 {
     (void)token_name;
+    *retry_after = 0;
     time_t now = time(NULL);
     *status = 503;
     if (m->shutting_down) {
@@ -823,6 +828,7 @@ int sr_instances_acquire(struct sr_instances *m, const char *route, const char *
                      "%s). The gateway waits %ld more seconds before starting it again.",
                      CRASH_LIMIT, CRASH_WINDOW, inst->last_error,
                      (long)(inst->cooldown_until - now));
+            *retry_after = (unsigned)(inst->cooldown_until - now);
             return -1;
         }
         inst->state = ST_ASLEEP;
@@ -908,8 +914,10 @@ void sr_instance_request_end(struct sr_instance *inst, bool is_post)
     inst->last_activity = time(NULL);
     if (inst->inflight_posts > 0 || inst->state != ST_READY)
         return;
+    /* Never stop from here: we are inside the relay's completion, and stopping
+     * ends the instance's other exchanges. The timer decides, from the loop. */
     if (inst->draining)
-        inst_stop(inst, "generation changed");
+        set_timer(inst, 0);
     else if (inst->m->o.sleep_after)
         set_timer(inst, inst->m->o.sleep_after * 1000u);
 }
@@ -1043,7 +1051,8 @@ int sr_instances_reap_orphans(const char *state_dir)
         fclose(f);
         /* Only a process whose start time matches the record is ours: a reused
          * PID belongs to someone else and is left alone. */
-        if (n == 2 && pid > 1 && start != 0 && sr_proc_starttime(pid) == start) {
+        if (n == 2 && pid > 1 && start != 0 && sr_proc_starttime(pid) == start &&
+            !sr_proc_exited(pid)) {
             if (kill(-pid, SIGKILL) == 0 || kill(pid, SIGKILL) == 0) {
                 killed++;
                 sr_log_event("warn", "killed orphaned backend pid %d left by a previous gateway",

@@ -67,13 +67,13 @@ void sr_instances_free(struct sr_instances *m);
 /*
  * Get the instance of `route` (starting it if needed). Returns
  * SR_INST_READY_NOW with *up and *inst set, SR_INST_QUEUED with *wait set, or
- * a negative value with *status and msg filled (503 at capacity or in a
- * crash-loop cool-down).
+ * a negative value with *status, *retry_after (seconds, 0 for the default)
+ * and msg filled (503 at capacity or in a crash-loop cool-down).
  */
 int sr_instances_acquire(struct sr_instances *m, const char *route, const char *token_name,
                          const char *generation, sr_inst_cb cb, void *arg, struct sr_upstream **up,
                          struct sr_instance **inst, struct sr_inst_wait **wait, int *status,
-                         char *msg, size_t msglen);
+                         unsigned *retry_after, char *msg, size_t msglen);
 /* Start a route's backend now (run: the container exists for one route). */
 void sr_instances_prestart(struct sr_instances *m, const char *route, const char *token_name,
                            const char *generation);

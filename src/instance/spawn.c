@@ -124,30 +124,43 @@ int sr_sandbox_probe(char *err, size_t errlen)
     return 0;
 }
 
-uint64_t sr_proc_starttime(pid_t pid)
+/* The text of /proc/PID/stat after the command name's closing parenthesis, or NULL. */
+static char *proc_stat_fields(pid_t pid, char *buf, size_t cap)
 {
-    char path[64], buf[1024];
+    char path[64];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        return NULL;
+    ssize_t n = read(fd, buf, cap - 1);
     close(fd);
     if (n <= 0)
-        return 0;
+        return NULL;
     buf[n] = '\0';
     /* The command name may hold spaces and parentheses: fields start after the last ')'. */
     char *p = strrchr(buf, ')');
+    return p ? p + 1 : NULL;
+}
+
+bool sr_proc_exited(pid_t pid)
+{
+    char buf[1024];
+    const char *p = proc_stat_fields(pid, buf, sizeof(buf));
     if (!p)
-        return 0;
-    p++;
+        return true;
+    while (*p == ' ')
+        p++;
+    return *p == 'Z' || *p == 'X' || *p == 'x';
+}
+
+uint64_t sr_proc_starttime(pid_t pid)
+{
+    char buf[1024];
+    char *p = proc_stat_fields(pid, buf, sizeof(buf));
     /* After ')' come fields 3.. ; starttime is field 22. */
-    for (int field = 3; field < 22 && p; field++) {
+    for (int field = 3; field < 22 && p; field++)
         p = strchr(p + 1, ' ');
-    }
-    if (!p)
-        return 0;
-    return strtoull(p + 1, NULL, 10);
+    return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
 static void log_open(struct sr_child *c)

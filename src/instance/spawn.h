@@ -62,6 +62,9 @@ int sr_sandbox_probe(char *err, size_t errlen);
 /* `serena-remote __exec <parent pid> <cmd>`: the wrapper's main. */
 int sr_child_exec_main(int argc, char **argv);
 
+/* True when the process is a zombie (or gone): nothing left to kill. */
+bool sr_proc_exited(pid_t pid);
+
 /* Start time of a process in clock ticks since boot (/proc/PID/stat field 22), or 0. */
 uint64_t sr_proc_starttime(pid_t pid);
 
