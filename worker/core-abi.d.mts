@@ -1,0 +1,63 @@
+// Types of core-abi.mjs (the one JavaScript binding of core.wasm) for the TypeScript Worker.
+
+export interface Decision {
+  action: "reject" | "health" | "status" | "forward";
+  status: number;
+  allow: string | null;
+  www_authenticate: boolean;
+  token_index: number;
+  route: string;
+  shim: "initialized" | null;
+  fix_accept: boolean;
+  is_initialize: boolean;
+  rpc_method: string;
+  rpc_id: string;
+  body: string;
+}
+
+export interface ClassifyInput {
+  method: string;
+  path: string;
+  headers?: Headers | Record<string, string>;
+  digest?: string;
+  body_too_large?: boolean;
+  body?: string | Uint8Array | ArrayBuffer;
+  body_hex?: string;
+}
+
+export interface HealthInput {
+  status?: string;
+  role?: string;
+  mode?: string;
+  instances?: { max?: number; starting?: number; ready?: number; idle?: number; stopping?: number; failed?: number };
+  persistence?: {
+    enabled?: boolean;
+    store?: string;
+    bucket?: string;
+    prefix?: string;
+    partition_mode?: string;
+    interval_seconds?: number;
+    retention_count?: number;
+    strict?: boolean;
+    state?: string;
+  };
+  uptime_seconds?: number;
+}
+
+export class Core {
+  constructor(instance: WebAssembly.Instance);
+  static load(source: WebAssembly.Module | BufferSource): Promise<Core>;
+  maxBody: number;
+  loadTokens(opts?: { apiToken?: string; tokensJson?: string }): number;
+  setPolicy(opts?: {
+    generation?: string;
+    origins?: string;
+    checkBearer?: boolean;
+    bareGet405?: boolean;
+    maxBody?: number;
+  }): void;
+  classify(req: ClassifyInput): Decision;
+  parseBearer(value: string): string | null;
+  healthText(input?: HealthInput): string;
+  health(input?: HealthInput): Record<string, unknown>;
+}

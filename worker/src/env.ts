@@ -1,0 +1,83 @@
+// The Worker's bindings and settings (wrangler.toml [vars] and secrets), in one type.
+
+export interface Env {
+  /** Durable Object namespace of the per-route containers (SerenaContainer, or LocalContainer in env.local). */
+  SERENA_CONTAINER: DurableObjectNamespace;
+
+  // Tokens (secrets): API_TOKEN (singleton route) and/or API_TOKENS_JSON ({"name":"token"} or ["token"]).
+  API_TOKEN?: string;
+  API_TOKENS_JSON?: string;
+
+  // Routing and edge policy.
+  MCP_CONTAINER_ROUTE_GENERATION?: string;
+  ALLOWED_ORIGINS?: string;
+  SERENA_ALLOW_SSE_GET?: string;
+  MAX_BODY_BYTES?: string;
+  MAX_INSTANCES?: string;
+  SLEEP_AFTER?: string;
+
+  // Persistence, handed to each container as its environment.
+  SERENA_R2_STATE_ENABLED?: string;
+  SERENA_R2_STATE_PREFIX?: string;
+  SERENA_R2_STATE_PARTITION_MODE?: string;
+  SERENA_R2_STATE_STRICT?: string;
+  SERENA_R2_SNAPSHOT_INTERVAL_SECONDS?: string;
+  SERENA_R2_SNAPSHOT_RETENTION_COUNT?: string;
+  R2_BUCKET_NAME?: string;
+  R2_ACCOUNT_ID?: string;
+  S3_ENDPOINT?: string;
+  S3_REGION?: string;
+  AWS_ACCESS_KEY_ID?: string;
+  AWS_SECRET_ACCESS_KEY?: string;
+
+  // Container settings passed through as they are.
+  SERENA_CONTEXT?: string;
+  SERENA_PROJECT?: string;
+  SERENA_ALLOW_SHELL?: string;
+  SERENA_BACKEND_CMD?: string;
+  SERENA_REMOTE_LOG_FORMAT?: string;
+
+  /** Shared secret the Worker sends to `serena-remote run` in X-Serena-Internal-Secret (secret). */
+  SERENA_INTERNAL_SECRET?: string;
+
+  /** env.local only: JSON map route name -> base URL of a `serena-remote run` on 127.0.0.1 ("*" = any route). */
+  LOCAL_CONTAINER_URLS?: string;
+}
+
+/** "1", "true", "yes", "on" (any case) are true; everything else is false. */
+export function flag(v: string | undefined): boolean {
+  return v !== undefined && /^(1|true|yes|on)$/i.test(v.trim());
+}
+
+/** A non-negative integer setting, or `def` when absent or not a number. */
+export function uint(v: string | undefined, def: number): number {
+  if (v === undefined || !/^\s*\d+\s*$/.test(v)) return def;
+  return Number.parseInt(v, 10);
+}
+
+/**
+ * The persistence settings every container receives in its environment (secrets included), so
+ * `serena-remote run` restores and snapshots its SERENA_HOME exactly as `serve` does.
+ */
+export function persistenceEnv(env: Env): Record<string, string> {
+  const out: Record<string, string> = {};
+  const keys: (keyof Env)[] = [
+    "SERENA_R2_STATE_ENABLED",
+    "SERENA_R2_STATE_PREFIX",
+    "SERENA_R2_STATE_PARTITION_MODE",
+    "SERENA_R2_STATE_STRICT",
+    "SERENA_R2_SNAPSHOT_INTERVAL_SECONDS",
+    "SERENA_R2_SNAPSHOT_RETENTION_COUNT",
+    "R2_BUCKET_NAME",
+    "R2_ACCOUNT_ID",
+    "S3_ENDPOINT",
+    "S3_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+  ];
+  for (const k of keys) {
+    const v = env[k];
+    if (typeof v === "string" && v !== "") out[k] = v;
+  }
+  return out;
+}
