@@ -7,7 +7,8 @@
 #   4. unit + vectors  ctest in build/ (native core, core.wasm through Node)
 #   5. sanitizers      build-asan/: unit tests and vectors under ASan+UBSan
 #   6. fuzz            build-fuzz/: each libFuzzer harness for SR_FUZZ_SECONDS
-#   7. system          pytest tests/system: real peers and clients on 127.0.0.1
+#   7. system          pytest tests/system: real peers and clients on 127.0.0.1, then the
+#                      edge and instance suites again against the ASan+UBSan gateway
 #
 # `scripts/test.sh fuzz` runs only step 6. SR_FUZZ_SECONDS (default 20) bounds each harness.
 set -euo pipefail
@@ -63,5 +64,11 @@ fuzz
 
 step "system tests (real peers on 127.0.0.1)"
 .venv/bin/python -m pytest tests/system -q -p no:cacheprovider
+
+step "system tests of the edge and instances with the ASan+UBSan gateway"
+SR_BIN="$PWD/build-asan/serena-remote" \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    .venv/bin/python -m pytest tests/system/test_gateway.py tests/system/test_instances.py \
+    -q -p no:cacheprovider
 
 step "all tests passed"
