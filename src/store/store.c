@@ -203,3 +203,23 @@ int sr_store_delete(struct sr_store *s, const char *key, char *err, size_t errle
         return rc;
     return s->ops->del(s, key, err, errlen);
 }
+
+int sr_store_create(struct sr_store *s, char *err, size_t errlen)
+{
+    return s->ops->create(s, err, errlen);
+}
+
+/* Stops a listing at its first object: one page is enough to prove the store answers. */
+static int probe_cb(void *arg, const struct sr_store_object *o)
+{
+    (void)arg;
+    (void)o;
+    return 1;
+}
+
+int sr_store_probe(struct sr_store *s, char *err, size_t errlen)
+{
+    int rc = s->ops->list(s, "", probe_cb, NULL, err, errlen);
+
+    return rc == 1 ? 0 : rc;
+}

@@ -82,5 +82,11 @@ int sr_store_delete(struct sr_store *s, const char *key, char *err, size_t errle
  * SR_STORE_E_CONFIG with err. */
 int sr_store_key_check(const char *key, char *err, size_t errlen);
 int sr_store_prefix_check(const char *prefix, char *err, size_t errlen);
+/* Added: creates the directory, or the bucket (PUT Bucket; "already yours" counts as success),
+ * when missing. For first setup and tests; R2 tokens usually may not create buckets. */
+int sr_store_create(struct sr_store *s, char *err, size_t errlen);
+/* Added: proves the store answers and our credentials work (one listing page), for strict mode
+ * and /health. 0, or the same codes and messages as any other call. */
+int sr_store_probe(struct sr_store *s, char *err, size_t errlen);
 
 #endif

@@ -538,7 +538,18 @@ static void file_close(struct sr_store *s)
     free(s);
 }
 
+static int file_create(struct sr_store *s, char *err, size_t errlen)
+{
+    struct sr_store_file *f = file_of(s);
+
+    if (mkdir(f->dir, 0700) != 0 && errno != EEXIST)
+        return sr_store_fail(err, errlen, SR_STORE_E_IO, "cannot create the store directory %s: %s",
+                             f->dir, strerror(errno));
+    return 0;
+}
+
 static const struct sr_store_ops file_ops = {
+    .create = file_create,
     .put_file = file_put_file,
     .put_bytes = file_put_bytes,
     .get_file = file_get_file,

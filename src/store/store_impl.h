@@ -25,6 +25,7 @@
 #define SR_STORE_RETRIES_MAX     16
 
 struct sr_store_ops {
+    int (*create)(struct sr_store *s, char *err, size_t errlen);
     int (*put_file)(struct sr_store *s, const char *key, const char *path, const char *sha256_hex,
                     char *err, size_t errlen);
     int (*put_bytes)(struct sr_store *s, const char *key, const void *data, size_t n, char *err,
