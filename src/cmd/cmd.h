@@ -9,5 +9,8 @@ int sr_cmd_serve(int argc, char **argv);
 int sr_cmd_run(int argc, char **argv);
 int sr_cmd_check(int argc, char **argv);
 int sr_cmd_token(int argc, char **argv);
+int sr_cmd_snapshot(int argc, char **argv);
+int sr_cmd_restore(int argc, char **argv);
+int sr_cmd_snapshots(int argc, char **argv);
 
 #endif

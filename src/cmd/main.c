@@ -18,6 +18,9 @@ static void usage(FILE *f)
             "  run       the Cloudflare Container's PID 1: one backend behind the Worker\n"
             "  check     print the effective configuration (secrets masked) and validate it\n"
             "  token     print a new random token and its sha256: form\n"
+            "  snapshot  archive a state directory to the store (unless unchanged)\n"
+            "  restore   replace a state directory with a verified snapshot\n"
+            "  snapshots list the snapshots in the store, newest first\n"
             "  version   print the version\n\n"
             "Run 'serena-remote <command> --help' for details. Documentation: README.md.\n",
             SR_VERSION);
@@ -40,6 +43,12 @@ int main(int argc, char **argv)
         return sr_cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "token") == 0)
         return sr_cmd_token(argc - 2, argv + 2);
+    if (strcmp(cmd, "snapshot") == 0)
+        return sr_cmd_snapshot(argc - 2, argv + 2);
+    if (strcmp(cmd, "restore") == 0)
+        return sr_cmd_restore(argc - 2, argv + 2);
+    if (strcmp(cmd, "snapshots") == 0)
+        return sr_cmd_snapshots(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
         printf("serena-remote %s\n", SR_VERSION);
         return 0;

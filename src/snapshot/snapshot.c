@@ -1,0 +1,832 @@
+/*
+ * Taking, restoring and listing snapshots (see snapshot.h for the layout
+ * and the guarantees).
+ *
+ * The order of every step is what keeps state safe whatever fails and
+ * when: an archive is uploaded and checked before the manifest names it,
+ * and older archives are deleted only after the new manifest is stored. A
+ * restore builds the new tree beside the old one and swaps with rename(),
+ * so the instance sees either the old state or the new, never a mix.
+ *
+ * Why a HEAD (size) check and no re-download after an upload: S3 stores
+ * verify the x-amz-content-sha256 we sign against the bytes they receive
+ * and refuse a mismatch, and the file store hashes what it writes before
+ * its atomic rename; a re-download of a local file would mostly read the
+ * page cache and prove nothing more. The HEAD catches a store that lost or
+ * truncated the object; every restore verifies the SHA-256 again and falls
+ * back to the previous snapshot when it does not match.
+ */
+#include "snapshot/snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "core/json.h"
+#include "snapshot/archive.h"
+#include "snapshot/manifest.h"
+#include "snapshot/progress.h"
+
+#define SUFFIX ".tar.zst"
+
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int code,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* Append a sentence to r->note ("; " between sentences), truncating quietly. */
+__attribute__((format(printf, 2, 3))) static void note(struct sr_snapshot_result *r,
+                                                       const char *fmt, ...)
+{
+    size_t used = strlen(r->note);
+    va_list ap;
+    if (used && used + 2 < sizeof(r->note)) {
+        memcpy(r->note + used, "; ", 3);
+        used += 2;
+    }
+    if (used + 1 >= sizeof(r->note))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(r->note + used, sizeof(r->note) - used, fmt, ap);
+    va_end(ap);
+}
+
+/* Map an archive error onto the store's codes (UNSAFE becomes CORRUPT: do not trust it). */
+static int from_archive(int rc)
+{
+    return rc == SR_ARCHIVE_E_UNSAFE ? SR_STORE_E_CORRUPT : rc;
+}
+
+static int check_opts(const struct sr_snapshot_opts *o, char *err, size_t errlen)
+{
+    if (!o->prefix || !sr_manifest_name_ok(o->prefix, true))
+        return fail(err, errlen, SR_STORE_E_CONFIG,
+                    "the snapshot prefix '%s' is invalid: use [A-Za-z0-9._-] components "
+                    "separated by '/' (SERENA_R2_STATE_PREFIX or --prefix)",
+                    o->prefix ? o->prefix : "");
+    if (!o->partition || !sr_manifest_name_ok(o->partition, false))
+        return fail(err, errlen, SR_STORE_E_CONFIG,
+                    "the partition name '%s' is invalid: use only [A-Za-z0-9._-] (--partition)",
+                    o->partition ? o->partition : "");
+    return 0;
+}
+
+static void manifest_key(const struct sr_snapshot_opts *o, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s/manifest.json", o->prefix, o->partition);
+}
+
+/*
+ * Read the manifest. 0 with *found set when it was read and parsed; 0 with
+ * *found false when it is missing or corrupt (the reason goes to r->note);
+ * a negative store error when the store itself failed.
+ */
+static int load_manifest(struct sr_store *s, const struct sr_snapshot_opts *o,
+                         struct sr_manifest *m, bool *found, struct sr_snapshot_result *r,
+                         char *err, size_t errlen)
+{
+    char mkey[SR_MANIFEST_KEY_MAX + 32];
+    char *data = NULL;
+    size_t n = 0;
+    char why[256];
+    *found = false;
+    memset(m, 0, sizeof(*m));
+    manifest_key(o, mkey, sizeof(mkey));
+    int rc = sr_store_get_bytes(s, mkey, SR_MANIFEST_MAX_BYTES, &data, &n, err, errlen);
+    if (rc == SR_STORE_E_NOTFOUND) {
+        rc = 0;
+        goto out;
+    }
+    if (rc == SR_STORE_E_CORRUPT || (rc == 0 && sr_manifest_parse(m, data, n, why, sizeof(why)))) {
+        if (rc != 0)
+            snprintf(why, sizeof(why), "the manifest is unreadable: %s", err);
+        note(r, "%s: %s", mkey, why);
+        memset(m, 0, sizeof(*m));
+        rc = 0;
+        goto out;
+    }
+    if (rc < 0)
+        goto out;
+    *found = true;
+out:
+    free(data);
+    snprintf(m->partition, sizeof(m->partition), "%s", o->partition);
+    return rc;
+}
+
+static uint32_t key_seq(const char *key)
+{
+    /* ".../yyyymmddThhmmssZ-<seq>.tar.zst" */
+    const char *dash = strrchr(key, '-');
+    const char *slash = strrchr(key, '/');
+    if (!dash || (slash && dash < slash))
+        return 0;
+    char *end;
+    unsigned long v = strtoul(dash + 1, &end, 10);
+    if (end == dash + 1 || strcmp(end, SUFFIX) != 0 || v > 99999999ul)
+        return 0;
+    return (uint32_t)v;
+}
+
+/* Creation time encoded in a key, or 0. */
+static int64_t key_time(const char *key)
+{
+    const char *b = strrchr(key, '/');
+    b = b ? b + 1 : key;
+    struct tm tm = {0};
+    const char *e = strptime(b, "%Y%m%dT%H%M%SZ", &tm);
+    if (!e || *e != '-')
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+static const char *tmpdir(void)
+{
+    const char *t = getenv("TMPDIR");
+    return t && *t == '/' ? t : "/tmp";
+}
+
+/* -------------------------------------------------------------------- take */
+
+struct create_progress {
+    struct sr_progress bar;
+};
+
+static void on_create_progress(void *arg, uint64_t done, uint64_t total)
+{
+    (void)total;
+    sr_progress_update(&((struct create_progress *)arg)->bar, done);
+}
+
+int sr_snapshot_take(struct sr_store *s, const struct sr_snapshot_opts *o, const char *home,
+                     struct sr_snapshot_result *r, char *err, size_t errlen)
+{
+    int rc;
+    int fd = -1;
+    char tmp[4096] = "";
+    struct sr_manifest *m = calloc(1, sizeof(*m));
+    struct sr_manifest_entry *dropped = calloc(SR_MANIFEST_MAX, sizeof(*dropped));
+    char *mbuf = malloc(SR_MANIFEST_MAX_BYTES);
+    struct sr_archive_info fp, ai;
+    bool found;
+    memset(r, 0, sizeof(*r));
+    if (!m || !dropped || !mbuf) {
+        rc = fail(err, errlen, SR_STORE_E_IO, "out of memory");
+        goto out;
+    }
+    rc = check_opts(o, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = from_archive(sr_archive_fingerprint(home, o->excludes, &fp, err, errlen));
+    if (rc < 0)
+        goto out;
+    rc = load_manifest(s, o, m, &found, r, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (!o->force && m->n && strcmp(m->e[0].fingerprint, fp.fingerprint) == 0) {
+        const struct sr_manifest_entry *e = &m->e[0];
+        r->skipped = true;
+        snprintf(r->key, sizeof(r->key), "%s", e->key);
+        snprintf(r->sha256, sizeof(r->sha256), "%s", e->sha256);
+        r->size = e->size;
+        r->files = e->files;
+        r->created = e->created;
+        note(r, "unchanged since %s: nothing uploaded", e->key);
+        rc = 0;
+        goto out;
+    }
+
+    /* Archive into a private temporary file. */
+    snprintf(tmp, sizeof(tmp), "%s/serena-remote-snap-XXXXXX" SUFFIX, tmpdir());
+    fd = mkostemps(tmp, (int)strlen(SUFFIX), O_CLOEXEC);
+    if (fd < 0) {
+        rc = fail(err, errlen, SR_STORE_E_IO,
+                  "cannot create a temporary file in %s: %s (set TMPDIR to a writable directory)",
+                  tmpdir(), strerror(errno));
+        tmp[0] = '\0';
+        goto out;
+    }
+    struct create_progress cp;
+    sr_progress_begin(&cp.bar, o->progress, "archiving", fp.bytes);
+    rc = from_archive(sr_archive_create(home, o->excludes, fd, &ai, on_create_progress, &cp,
+                                        fp.bytes, err, errlen));
+    sr_progress_end(&cp.bar, ai.bytes);
+    if (rc < 0)
+        goto out;
+
+    /* Name it: UTC time, then a sequence number that only grows within the partition. */
+    time_t now = time(NULL);
+    struct tm tm;
+    char stamp[32];
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    uint32_t seq = m->n ? key_seq(m->e[0].key) + 1 : 1;
+    char key[SR_MANIFEST_KEY_MAX];
+    for (int tries = 0;; tries++) {
+        uint64_t sz;
+        snprintf(key, sizeof(key), "%s/%s/%s-%06u" SUFFIX, o->prefix, o->partition, stamp, seq);
+        rc = sr_store_head(s, key, &sz, err, errlen);
+        if (rc == SR_STORE_E_NOTFOUND)
+            break;
+        if (rc < 0)
+            goto out;
+        /* Left behind by a worker killed after its upload: never overwrite, take the next. */
+        if (tries > 100) {
+            rc = fail(err, errlen, SR_STORE_E_IO, "cannot find a free key near %s", key);
+            goto out;
+        }
+        seq++;
+    }
+    if (!sr_manifest_key_ok(key)) {
+        rc = fail(err, errlen, SR_STORE_E_CONFIG, "the snapshot key %s is too long", key);
+        goto out;
+    }
+
+    struct sr_progress up;
+    sr_progress_begin(&up, o->progress, "uploading", 0);
+    rc = sr_store_put_file(s, key, tmp, ai.sha256, err, errlen);
+    sr_progress_end(&up, rc == 0 ? ai.size : 0);
+    if (rc < 0)
+        goto out;
+    uint64_t stored = 0;
+    rc = sr_store_head(s, key, &stored, err, errlen);
+    if (rc == 0 && stored != ai.size) {
+        rc = fail(err, errlen, SR_STORE_E_CORRUPT,
+                  "the store holds %llu bytes for %s but we uploaded %llu: the snapshot was "
+                  "not recorded; check the store",
+                  (unsigned long long)stored, key, (unsigned long long)ai.size);
+        char e2[64];
+        sr_store_delete(s, key, e2, sizeof(e2));
+    }
+    if (rc < 0)
+        goto out;
+
+    /* Record it; only then is anything older deleted. */
+    struct sr_manifest_entry e = {0};
+    snprintf(e.key, sizeof(e.key), "%s", key);
+    memcpy(e.sha256, ai.sha256, sizeof(e.sha256));
+    memcpy(e.fingerprint, ai.fingerprint, sizeof(e.fingerprint));
+    e.size = ai.size;
+    e.files = ai.files;
+    e.created = (int64_t)now;
+    uint32_t ndropped = 0;
+    sr_manifest_push(m, &e, o->retention ? o->retention : 1, dropped, &ndropped);
+    size_t mlen = 0;
+    if (sr_manifest_write(m, mbuf, SR_MANIFEST_MAX_BYTES, &mlen) < 0) {
+        rc = fail(err, errlen, SR_STORE_E_IO, "the manifest does not fit in 256 KiB");
+        goto out;
+    }
+    char mkey[SR_MANIFEST_KEY_MAX + 32];
+    manifest_key(o, mkey, sizeof(mkey));
+    rc = sr_store_put_bytes(s, mkey, mbuf, mlen, err, errlen);
+    if (rc < 0) {
+        /* The archive is stored but unnamed; removing it keeps the store tidy. */
+        char e2[64];
+        sr_store_delete(s, key, e2, sizeof(e2));
+        goto out;
+    }
+    for (uint32_t i = 0; i < ndropped; i++) {
+        char e2[256];
+        if (sr_store_delete(s, dropped[i].key, e2, sizeof(e2)) < 0)
+            note(r, "retention could not delete %s (%s); it stays in the store", dropped[i].key,
+                 e2);
+    }
+    if (ndropped)
+        note(r, "retention removed %u older snapshot(s)", ndropped);
+    snprintf(r->key, sizeof(r->key), "%s", key);
+    memcpy(r->sha256, ai.sha256, sizeof(r->sha256));
+    r->size = ai.size;
+    r->files = ai.files;
+    r->created = (int64_t)now;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp[0])
+        unlink(tmp);
+    free(mbuf);
+    free(dropped);
+    free(m);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- listing */
+
+struct listing {
+    char prefix[SR_MANIFEST_KEY_MAX + 2];
+    struct sr_store_object *obj; /* ring of the last SR_MANIFEST_MAX archives, in key order */
+    uint32_t n;
+    uint64_t seen;
+};
+
+static int on_object(void *arg, const struct sr_store_object *ob)
+{
+    struct listing *l = arg;
+    size_t pl = strlen(l->prefix);
+    size_t kl = strlen(ob->key);
+    /* Only archives directly in the partition: "<prefix>/<partition>/<name>.tar.zst". */
+    if (strncmp(ob->key, l->prefix, pl) != 0 || strchr(ob->key + pl, '/') ||
+        kl < pl + sizeof(SUFFIX) || strcmp(ob->key + kl - (sizeof(SUFFIX) - 1), SUFFIX) != 0 ||
+        !sr_manifest_key_ok(ob->key) || kl >= SR_MANIFEST_KEY_MAX)
+        return 0;
+    l->obj[l->seen % SR_MANIFEST_MAX] = *ob;
+    l->seen++;
+    if (l->n < SR_MANIFEST_MAX)
+        l->n++;
+    return 0;
+}
+
+/* Fill m (newest first, without digests) from a listing of the partition. */
+static int list_partition(struct sr_store *s, const struct sr_snapshot_opts *o,
+                          struct sr_manifest *m, char *err, size_t errlen)
+{
+    struct listing l = {0};
+    l.obj = calloc(SR_MANIFEST_MAX, sizeof(*l.obj));
+    if (!l.obj)
+        return fail(err, errlen, SR_STORE_E_IO, "out of memory");
+    snprintf(l.prefix, sizeof(l.prefix), "%s/%s/", o->prefix, o->partition);
+    int rc = sr_store_list(s, l.prefix, on_object, &l, err, errlen);
+    if (rc == SR_STORE_E_NOTFOUND)
+        rc = 0;
+    if (rc == 0) {
+        m->n = 0;
+        /* Keys sort by time: walk the ring from its newest element backwards. */
+        for (uint32_t i = 0; i < l.n; i++) {
+            const struct sr_store_object *ob = &l.obj[(l.seen - 1 - i) % SR_MANIFEST_MAX];
+            struct sr_manifest_entry *e = &m->e[m->n++];
+            memset(e, 0, sizeof(*e));
+            snprintf(e->key, sizeof(e->key), "%s", ob->key);
+            e->size = ob->size;
+            e->created = key_time(ob->key);
+            if (!e->created)
+                e->created = ob->mtime;
+        }
+    }
+    free(l.obj);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- restore */
+
+struct dl_watch {
+    pthread_t th;
+    const char *dir;
+    struct sr_progress *bar;
+    volatile int stop;
+};
+
+/* Bytes of regular files in a directory: the download and the store's temporary file. */
+static uint64_t dir_bytes(const char *path)
+{
+    uint64_t total = 0;
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    struct stat st;
+    while ((de = readdir(d)) != NULL) {
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+/* The store API has no progress hook, so a terminal's download bar samples the file's growth. */
+static void *dl_watch_main(void *arg)
+{
+    struct dl_watch *w = arg;
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+        sr_progress_update(w->bar, dir_bytes(w->dir));
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static int download(struct sr_store *s, const char *key, const char *work, const char *path,
+                    uint64_t size, bool progress, char *err, size_t errlen)
+{
+    struct sr_progress bar;
+    struct dl_watch w = {.dir = work, .bar = &bar};
+    bool th = false;
+    sr_progress_begin(&bar, progress, "downloading", size);
+    if (progress && pthread_create(&w.th, NULL, dl_watch_main, &w) == 0)
+        th = true;
+    int rc = sr_store_get_file(s, key, path, err, errlen);
+    if (th) {
+        __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+        pthread_join(w.th, NULL);
+    }
+    sr_progress_end(&bar, rc == 0 ? dir_bytes(work) : 0);
+    return rc;
+}
+
+struct extract_progress {
+    struct sr_progress bar;
+};
+
+static void on_extract_progress(void *arg, uint64_t done, uint64_t total)
+{
+    (void)total;
+    sr_progress_update(&((struct extract_progress *)arg)->bar, done);
+}
+
+/* Split home into its parent directory and base name. */
+static int split_home(const char *home, char *parent, size_t pcap, char *base, size_t bcap,
+                      char *err, size_t errlen)
+{
+    size_t n = strlen(home);
+    while (n > 1 && home[n - 1] == '/')
+        n--;
+    const char *slash = memrchr(home, '/', n);
+    size_t bl = slash ? n - (size_t)(slash - home) - 1 : n;
+    const char *b = slash ? slash + 1 : home;
+    if (bl == 0 || bl >= bcap || (bl == 1 && b[0] == '.') ||
+        (bl == 2 && b[0] == '.' && b[1] == '.'))
+        return fail(err, errlen, SR_STORE_E_CONFIG,
+                    "the state directory '%s' must name a directory (not '/', '.' or '..')", home);
+    memcpy(base, b, bl);
+    base[bl] = '\0';
+    if (!slash)
+        snprintf(parent, pcap, ".");
+    else if (slash == home)
+        snprintf(parent, pcap, "/");
+    else
+        snprintf(parent, pcap, "%.*s", (int)(slash - home), home);
+    return 0;
+}
+
+/* Remove leftovers of restores that were killed: ".<base>.restore-*" and "<base>.old-*". */
+static void clean_stale(const char *parent, const char *base)
+{
+    char a[300], b[300], p[4096];
+    snprintf(a, sizeof(a), ".%s.restore-", base);
+    snprintf(b, sizeof(b), "%s.old-", base);
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, a, strlen(a)) == 0 || strncmp(de->d_name, b, strlen(b)) == 0) {
+            snprintf(p, sizeof(p), "%s/%s", parent, de->d_name);
+            sr_archive_rmtree(p);
+        }
+    }
+    closedir(d);
+}
+
+/* Move excluded top-level names (language servers, logs) between trees; see swap_in. */
+static void move_excluded(const char *excludes, const char *from, const char *to)
+{
+    char list[1024];
+    snprintf(list, sizeof(list), "%s", excludes ? excludes : SR_ARCHIVE_EXCLUDES);
+    char *save = NULL;
+    for (char *nm = strtok_r(list, ",", &save); nm; nm = strtok_r(NULL, ",", &save)) {
+        while (*nm == ' ')
+            nm++;
+        size_t n = strlen(nm);
+        while (n && nm[n - 1] == ' ')
+            nm[--n] = '\0';
+        if (!n || strchr(nm, '/') || strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
+            continue;
+        char a[4096], b[4096];
+        struct stat st;
+        snprintf(a, sizeof(a), "%s/%s", from, nm);
+        snprintf(b, sizeof(b), "%s/%s", to, nm);
+        if (lstat(a, &st) == 0 && lstat(b, &st) < 0)
+            rename(a, b);
+    }
+}
+
+/*
+ * Swap the extracted tree in. Excluded top-level names are not in the
+ * archive; when the old home has them (downloaded language servers, logs)
+ * they move into the new tree first, so a restore does not throw away
+ * hundreds of megabytes that the snapshot deliberately left out.
+ */
+static int swap_in(const char *home, const char *tree, const char *parent, const char *base,
+                   const char *excludes, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(home, &st) < 0) {
+        if (errno != ENOENT)
+            return fail(err, errlen, SR_STORE_E_IO, "cannot inspect %s: %s", home, strerror(errno));
+        if (rename(tree, home) < 0)
+            return fail(err, errlen, SR_STORE_E_IO, "cannot move the restored tree to %s: %s", home,
+                        strerror(errno));
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return fail(err, errlen, SR_STORE_E_CONFIG,
+                    "%s exists and is not a directory: move it away and retry", home);
+    char old[4096];
+    snprintf(old, sizeof(old), "%s/%s.old-%lld", parent, base, (long long)time(NULL));
+    move_excluded(excludes, home, tree);
+    if (rename(home, old) < 0) {
+        int e = errno;
+        move_excluded(excludes, tree, home);
+        return fail(err, errlen, SR_STORE_E_IO, "cannot move %s aside: %s", home, strerror(e));
+    }
+    if (rename(tree, home) < 0) {
+        int e = errno;
+        rename(old, home);
+        move_excluded(excludes, tree, home);
+        return fail(err, errlen, SR_STORE_E_IO, "cannot move the restored tree to %s: %s", home,
+                    strerror(e));
+    }
+    sr_archive_rmtree(old);
+    return 0;
+}
+
+/* Download, verify and extract one candidate into work/tree. */
+static int try_one(struct sr_store *s, const struct sr_snapshot_opts *o,
+                   const struct sr_manifest_entry *c, const char *work, struct sr_archive_info *x,
+                   char *err, size_t errlen)
+{
+    char path[4200], tree[4200];
+    snprintf(path, sizeof(path), "%s/archive" SUFFIX, work);
+    snprintf(tree, sizeof(tree), "%s/tree", work);
+    unlink(path);
+    sr_archive_rmtree(tree);
+    int rc = download(s, c->key, work, path, c->size, o->progress, err, errlen);
+    if (rc < 0)
+        return rc;
+    char hex[65];
+    uint64_t size;
+    rc = sr_archive_sha256_file(path, hex, &size, err, errlen);
+    if (rc < 0)
+        return SR_STORE_E_IO;
+    if (c->sha256[0] && (strcmp(hex, c->sha256) != 0 || size != c->size))
+        return fail(err, errlen, SR_STORE_E_CORRUPT,
+                    "%s is corrupt: its SHA-256 or size does not match the manifest", c->key);
+    if (mkdir(tree, 0700) < 0)
+        return fail(err, errlen, SR_STORE_E_IO, "cannot create %s: %s", tree, strerror(errno));
+    struct extract_progress ep;
+    sr_progress_begin(&ep.bar, o->progress, "extracting", size);
+    rc = sr_archive_extract(path, tree, x, on_extract_progress, &ep, err, errlen);
+    sr_progress_end(&ep.bar, rc == 0 ? size : 0);
+    unlink(path);
+    if (rc < 0) {
+        char why[400];
+        snprintf(why, sizeof(why), "%s", err);
+        return fail(err, errlen, from_archive(rc), "%s cannot be restored: %s", c->key, why);
+    }
+    return 0;
+}
+
+int sr_snapshot_restore(struct sr_store *s, const struct sr_snapshot_opts *o, const char *home,
+                        const char *key, struct sr_snapshot_result *r, char *err, size_t errlen)
+{
+    int rc;
+    char parent[4096], base[256], work[4096] = "";
+    struct sr_manifest *m = calloc(1, sizeof(*m));
+    bool found = false, listed = false;
+    memset(r, 0, sizeof(*r));
+    if (!m) {
+        rc = fail(err, errlen, SR_STORE_E_IO, "out of memory");
+        goto out;
+    }
+    rc = check_opts(o, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = split_home(home, parent, sizeof(parent), base, sizeof(base), err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = load_manifest(s, o, m, &found, r, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (!found) {
+        rc = list_partition(s, o, m, err, errlen);
+        if (rc < 0)
+            goto out;
+        listed = true;
+        if (m->n)
+            note(r, "no usable manifest: restoring from a listing of the partition "
+                    "(archives cannot be checked against their SHA-256)");
+    }
+    if (key) {
+        /* An explicit key: exactly that snapshot, no fallback. */
+        char want[SR_MANIFEST_KEY_MAX + 2];
+        snprintf(want, sizeof(want), "%s/%s/", o->prefix, o->partition);
+        int i = sr_manifest_find(m, key);
+        if (i < 0 && (!sr_manifest_key_ok(key) || strncmp(key, want, strlen(want)) != 0 ||
+                      strchr(key + strlen(want), '/'))) {
+            rc = fail(err, errlen, SR_STORE_E_NOTFOUND,
+                      "%s is not a snapshot of partition %s (see 'serena-remote snapshots')", key,
+                      o->partition);
+            goto out;
+        }
+        struct sr_manifest_entry one = {0};
+        if (i >= 0) {
+            one = m->e[i];
+        } else {
+            snprintf(one.key, sizeof(one.key), "%s", key);
+            one.created = key_time(key);
+            if (!listed)
+                note(r, "%s is not in the manifest: restoring it unverified", key);
+        }
+        m->e[0] = one;
+        m->n = 1;
+    }
+    if (m->n == 0) {
+        r->nothing = true;
+        note(r, "no snapshot of partition %s in %s", o->partition, sr_store_describe(s));
+        rc = 0;
+        goto out;
+    }
+
+    clean_stale(parent, base);
+    snprintf(work, sizeof(work), "%s/.%s.restore-XXXXXX", parent, base);
+    if (!mkdtemp(work)) {
+        rc = fail(err, errlen, SR_STORE_E_IO,
+                  "cannot create a staging directory next to %s: %s (its parent must be "
+                  "writable)",
+                  home, strerror(errno));
+        work[0] = '\0';
+        goto out;
+    }
+    uint32_t i;
+    struct sr_archive_info x;
+    for (i = 0; i < m->n; i++) {
+        rc = try_one(s, o, &m->e[i], work, &x, err, errlen);
+        if (rc == 0)
+            break;
+        /* Only a bad or missing object is worth trying the next one; a store that refuses
+         * us or is unreachable would refuse the next one too. */
+        if (key || (rc != SR_STORE_E_CORRUPT && rc != SR_STORE_E_NOTFOUND))
+            goto out;
+        note(r, "%s", err);
+    }
+    if (i == m->n) {
+        rc = fail(err, errlen, SR_STORE_E_CORRUPT,
+                  "no snapshot of partition %s could be restored (%s); local state left as it "
+                  "was",
+                  o->partition, r->note);
+        goto out;
+    }
+    char tree[4200];
+    snprintf(tree, sizeof(tree), "%s/tree", work);
+    rc = swap_in(home, tree, parent, base, o->excludes, err, errlen);
+    if (rc < 0)
+        goto out;
+    const struct sr_manifest_entry *e = &m->e[i];
+    if (i > 0) {
+        r->fell_back = true;
+        note(r, "fell back to the older snapshot %s", e->key);
+    }
+    snprintf(r->key, sizeof(r->key), "%s", e->key);
+    snprintf(r->sha256, sizeof(r->sha256), "%s", e->sha256);
+    r->size = e->size;
+    r->files = x.files;
+    r->created = e->created;
+    rc = 0;
+out:
+    if (work[0])
+        sr_archive_rmtree(work);
+    free(m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- list */
+
+static void human_size(uint64_t n, char *out, size_t cap)
+{
+    const char *u[] = {"B", "KB", "MB", "GB", "TB"};
+    double v = (double)n;
+    int i = 0;
+    while (v >= 1024.0 && i < 4) {
+        v /= 1024.0;
+        i++;
+    }
+    if (i == 0)
+        snprintf(out, cap, "%llu B", (unsigned long long)n);
+    else
+        snprintf(out, cap, "%.1f %s", v, u[i]);
+}
+
+static void human_age(int64_t created, int64_t now, char *out, size_t cap)
+{
+    int64_t d = created ? now - created : -1;
+    if (d < 0)
+        snprintf(out, cap, "?");
+    else if (d < 120)
+        snprintf(out, cap, "%llds", (long long)d);
+    else if (d < 7200)
+        snprintf(out, cap, "%lldm", (long long)(d / 60));
+    else if (d < 2 * 86400)
+        snprintf(out, cap, "%lldh", (long long)(d / 3600));
+    else
+        snprintf(out, cap, "%lldd", (long long)(d / 86400));
+}
+
+int sr_snapshot_list(struct sr_store *s, const struct sr_snapshot_opts *o, bool json, char *err,
+                     size_t errlen)
+{
+    int rc;
+    bool found;
+    struct sr_snapshot_result r;
+    struct sr_manifest *m = calloc(1, sizeof(*m));
+    char *buf = malloc(SR_MANIFEST_MAX_BYTES);
+    memset(&r, 0, sizeof(r));
+    if (!m || !buf) {
+        rc = fail(err, errlen, SR_STORE_E_IO, "out of memory");
+        goto out;
+    }
+    rc = check_opts(o, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = load_manifest(s, o, m, &found, &r, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (!found) {
+        rc = list_partition(s, o, m, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    int64_t now = (int64_t)time(NULL);
+    if (json) {
+        struct sr_jw w;
+        size_t len = 0;
+        sr_jw_init(&w, buf, SR_MANIFEST_MAX_BYTES);
+        sr_jw_obj_begin(&w);
+        sr_jw_key(&w, "store");
+        sr_jw_cstr(&w, sr_store_describe(s));
+        sr_jw_key(&w, "partition");
+        sr_jw_cstr(&w, o->partition);
+        sr_jw_key(&w, "source");
+        sr_jw_cstr(&w, found ? "manifest" : "listing");
+        if (r.note[0]) {
+            sr_jw_key(&w, "note");
+            sr_jw_cstr(&w, r.note);
+        }
+        sr_jw_key(&w, "snapshots");
+        sr_jw_arr_begin(&w);
+        for (uint32_t i = 0; i < m->n; i++) {
+            const struct sr_manifest_entry *e = &m->e[i];
+            sr_jw_obj_begin(&w);
+            sr_jw_key(&w, "key");
+            sr_jw_cstr(&w, e->key);
+            sr_jw_key(&w, "size");
+            sr_jw_int(&w, (int64_t)e->size);
+            sr_jw_key(&w, "created");
+            sr_jw_int(&w, e->created);
+            sr_jw_key(&w, "age_seconds");
+            sr_jw_int(&w, e->created ? now - e->created : -1);
+            if (found) {
+                sr_jw_key(&w, "sha256");
+                sr_jw_cstr(&w, e->sha256);
+                sr_jw_key(&w, "files");
+                sr_jw_int(&w, (int64_t)e->files);
+                sr_jw_key(&w, "fingerprint");
+                sr_jw_cstr(&w, e->fingerprint);
+            }
+            sr_jw_obj_end(&w);
+        }
+        sr_jw_arr_end(&w);
+        sr_jw_obj_end(&w);
+        if (sr_jw_finish(&w, &len) != 0) {
+            rc = fail(err, errlen, SR_STORE_E_IO, "the listing does not fit in 256 KiB");
+            goto out;
+        }
+        fwrite(buf, 1, len, stdout);
+        fputc('\n', stdout);
+    } else {
+        if (r.note[0])
+            fprintf(stderr, "note: %s\n", r.note);
+        if (m->n == 0) {
+            printf("no snapshots of partition %s in %s\n", o->partition, sr_store_describe(s));
+        } else {
+            printf("%-72s %10s %6s\n", "KEY", "SIZE", "AGE");
+            for (uint32_t i = 0; i < m->n; i++) {
+                char sz[32], age[32];
+                human_size(m->e[i].size, sz, sizeof(sz));
+                human_age(m->e[i].created, now, age, sizeof(age));
+                printf("%-72s %10s %6s\n", m->e[i].key, sz, age);
+            }
+            if (!found)
+                printf("(from a listing: the manifest is missing)\n");
+        }
+    }
+    fflush(stdout);
+    rc = 0;
+out:
+    free(buf);
+    free(m);
+    return rc;
+}
