@@ -163,7 +163,11 @@ def start_gateway(work: Path, name: str, tokens: dict, extra_env: dict, args: li
     state = work / f"state-{name}"
     g = Proc([BIN, "serve", "--listen", f"{HOST}:{port}", "--state-dir", state, *args], env,
              work / f"gateway-{name}.log")
-    wait_until(lambda: req(port, "GET", "/health", timeout=5)[0] == 200, f"gateway {name} /health", g)
+    try:
+        wait_until(lambda: req(port, "GET", "/health", timeout=5)[0] == 200, f"gateway {name} /health", g)
+    except BaseException:
+        g.stop()
+        raise
     return g, port
 
 
