@@ -103,6 +103,20 @@ __attribute__((format(printf, 3, 4))) static void errf(char *err, size_t errlen,
     va_end(ap);
 }
 
+/* tar stores directories as "a/b/": record them as the walk names them ("a/b"). */
+static void fp_dir_record(struct hash *fp, const char *path, uint32_t mode)
+{
+    char p[SR_ARCHIVE_MAX_PATH];
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    if (n >= sizeof(p))
+        n = sizeof(p) - 1;
+    memcpy(p, path, n);
+    p[n] = '\0';
+    fp_record(fp, p, 'd', mode, "");
+}
+
 /* ------------------------------------------------------------ link check */
 
 /*
@@ -711,7 +725,7 @@ static int extract(struct archive *ar, const char *staging, struct sr_archive_in
         else if (type == AE_IFLNK)
             fp_record(&fp, path, 'l', 0, archive_entry_symlink(e));
         else if (type == AE_IFDIR)
-            fp_record(&fp, path, 'd', mode, "");
+            fp_dir_record(&fp, path, mode);
         else
             fp_record(&fp, path, 'f', mode, hex);
     }

@@ -385,3 +385,8 @@ void sr_snapshot_job_cancel(struct sr_snapshot_job *j)
     }
     job_free(j);
 }
+
+int sr_snapshot_job_pid(const struct sr_snapshot_job *j)
+{
+    return j ? (int)j->pid : -1;
+}

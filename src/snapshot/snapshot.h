@@ -87,5 +87,7 @@ int sr_snapshot_job_start(struct event_base *base, enum sr_snapshot_op op,
                           struct sr_snapshot_job **out);
 /* Kill the worker (SIGKILL) and forget it: no callback. */
 void sr_snapshot_job_cancel(struct sr_snapshot_job *j);
+/* The worker's process id (for logs and tests). */
+int sr_snapshot_job_pid(const struct sr_snapshot_job *j);
 
 #endif
