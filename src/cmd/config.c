@@ -13,10 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "core/duration.h"
 #include "core/limits.h"
 #include "core/route.h"
+#include "store/store.h"
 
 #define ENV_FILE_MAX (256u * 1024u)
 
@@ -72,6 +75,13 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
     [SR_SET_SANDBOX] = {"--sandbox", "SERENA_SANDBOX", "none", false,
                         "none or bwrap: each instance sees only its own home/ and work/ "
                         "writable, no other route's files"},
+    [SR_SET_STORE] = {"--store", "SERENA_REMOTE_STORE", NULL, false,
+                      "snapshot store: file:/abs/dir or none (default: file:<state-dir>/snapshots;"
+                      " SERENA_R2_STATE_ENABLED=1 selects S3/R2)"},
+    [SR_SET_SNAPSHOT_EXCLUDE] = {NULL, "SERENA_SNAPSHOT_EXCLUDE", "language_servers,logs", false,
+                                 "top-level names of SERENA_HOME left out of snapshots"},
+    [SR_SET_INSTANCE_ID] = {NULL, "SERENA_INSTANCE_ID", NULL, false,
+                            "run: the snapshot partition (the Worker sets the Durable Object id)"},
     [SR_SET_R2_ENABLED] = {NULL, "SERENA_R2_STATE_ENABLED", "0", false,
                            "1: snapshot state to S3/R2"},
     [SR_SET_R2_PREFIX] = {NULL, "SERENA_R2_STATE_PREFIX",
@@ -460,6 +470,69 @@ char *sr_config_backend_cmd(const struct sr_config *c)
         buf[k] = '\0';
     }
     return strdup(buf);
+}
+
+int sr_config_store(const struct sr_config *c, struct sr_store_config *sc, char *buf, size_t buflen,
+                    char *err, size_t errlen)
+{
+    memset(sc, 0, sizeof(*sc));
+    if (c->r2_enabled) {
+        sc->kind = "s3";
+        const char *ep = c->value[SR_SET_S3_ENDPOINT];
+        const char *acct = c->value[SR_SET_R2_ACCOUNT];
+        if (ep && *ep) {
+            sc->endpoint = ep;
+            sc->region = c->value[SR_SET_S3_REGION] && *c->value[SR_SET_S3_REGION]
+                             ? c->value[SR_SET_S3_REGION]
+                             : "us-east-1";
+        } else if (acct && *acct) {
+            snprintf(buf, buflen, "https://%s.r2.cloudflarestorage.com", acct);
+            sc->endpoint = buf;
+            sc->region = "auto";
+        }
+        sc->bucket = c->value[SR_SET_R2_BUCKET];
+        sc->access_key = c->value[SR_SET_AWS_KEY_ID];
+        sc->secret_key = c->value[SR_SET_AWS_SECRET];
+        const char *missing = !sc->endpoint                         ? "R2_ACCOUNT_ID or S3_ENDPOINT"
+                              : !sc->bucket || !*sc->bucket         ? "R2_BUCKET_NAME"
+                              : !sc->access_key || !*sc->access_key ? "AWS_ACCESS_KEY_ID"
+                              : !sc->secret_key || !*sc->secret_key ? "AWS_SECRET_ACCESS_KEY"
+                                                                    : NULL;
+        if (missing) {
+            snprintf(err, errlen, "SERENA_R2_STATE_ENABLED=1 but %s is not set", missing);
+            return -1;
+        }
+        return 1;
+    }
+    const char *st = c->value[SR_SET_STORE];
+    if (st && strcmp(st, "none") == 0)
+        return 0;
+    if (st && *st) {
+        if (strncmp(st, "file:/", 6) != 0) {
+            snprintf(err, errlen,
+                     "--store %s is invalid: expected file:/absolute/dir or none (S3/R2 is "
+                     "selected with SERENA_R2_STATE_ENABLED=1)",
+                     st);
+            return -1;
+        }
+        sc->kind = "file";
+        sc->dir = st + 5;
+        return 1;
+    }
+    /* The embedded default: a local directory next to the instances. */
+    const char *sd = c->value[SR_SET_STATE_DIR];
+    char cwd[PATH_MAX];
+    if (sd[0] == '/')
+        snprintf(buf, buflen, "%s/snapshots", sd);
+    else if (getcwd(cwd, sizeof(cwd)))
+        snprintf(buf, buflen, "%s/%s/snapshots", cwd, sd);
+    else {
+        snprintf(err, errlen, "cannot resolve the state directory %s", sd);
+        return -1;
+    }
+    sc->kind = "file";
+    sc->dir = buf;
+    return 1;
 }
 
 void sr_config_role_defaults(struct sr_config *c, const char *listen, const char *state_dir)

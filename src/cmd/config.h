@@ -43,6 +43,9 @@ enum sr_setting {
     SR_SET_TOOLS_DIR,
     SR_SET_INTERNAL_SECRET,
     SR_SET_SANDBOX,
+    SR_SET_STORE,
+    SR_SET_SNAPSHOT_EXCLUDE,
+    SR_SET_INSTANCE_ID,
     SR_SET_R2_ENABLED,
     SR_SET_R2_PREFIX,
     SR_SET_R2_PARTITION,
@@ -110,6 +113,17 @@ int sr_config_policy(const struct sr_config *c, struct sr_policy *p, char *err, 
  * command line built from SERENA_CONTEXT / SERENA_PROJECT. Caller frees.
  */
 char *sr_config_backend_cmd(const struct sr_config *c);
+
+struct sr_store_config;
+
+/*
+ * The snapshot store: S3/R2 when SERENA_R2_STATE_ENABLED=1, else --store
+ * ("file:/abs/dir", "none"), else the embedded default file:<state-dir>/snapshots.
+ * Returns 1 and fills sc (strings point into c or into buf), 0 when
+ * persistence is off, -1 with err when settings are incomplete.
+ */
+int sr_config_store(const struct sr_config *c, struct sr_store_config *sc, char *buf, size_t buflen,
+                    char *err, size_t errlen);
 
 /* Role defaults (run: listen and state dir) for settings still at their built-in default. */
 void sr_config_role_defaults(struct sr_config *c, const char *listen, const char *state_dir);

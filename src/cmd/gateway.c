@@ -35,6 +35,7 @@
 #include "instance/manager.h"
 #include "instance/seed.h"
 #include "instance/spawn.h"
+#include "store/store.h"
 #include "core/route.h"
 
 struct serve {
@@ -48,6 +49,9 @@ struct serve {
     struct sr_instances *instances;
     char *backend_cmd;
     char *seed;
+    struct sr_store_config store;
+    bool has_store;
+    char store_buf[4096];
     char self_exe[4096];
     struct event *drain_timer;
     uint64_t drain_deadline_us;
@@ -63,16 +67,15 @@ static void fill_health(struct serve *s)
     h->role = s->name;
     h->upstream_mode = s->upstream ? "upstream" : "instances";
     h->max_instances = s->upstream ? 0 : (s->run ? 1 : c->max_instances);
-    h->p_enabled = c->r2_enabled;
-    h->p_store = c->r2_enabled ? "s3" : "none";
-    h->p_bucket = c->r2_enabled ? sr_config_get(c, SR_SET_R2_BUCKET) : "";
+    h->p_enabled = s->has_store;
+    h->p_store = s->has_store ? s->store.kind : "none";
+    h->p_bucket = s->has_store && s->store.bucket ? s->store.bucket : "";
     h->p_prefix = sr_config_get(c, SR_SET_R2_PREFIX);
     h->p_partition = sr_config_get(c, SR_SET_R2_PARTITION);
     h->p_interval = c->r2_interval;
     h->p_retention = c->r2_retention;
     h->p_strict = c->r2_strict;
-    /* Snapshots are not part of this build yet: say so rather than pretend. */
-    h->p_state = c->r2_enabled ? "unavailable" : "disabled";
+    h->p_state = sr_instances_store_state(s->instances);
 }
 
 static void instances_stopped(void *arg)
@@ -305,6 +308,22 @@ static int gateway_main(bool run, int argc, char **argv)
             rc = 2;
             goto out;
         }
+        int hs =
+            sr_config_store(&s.cfg, &s.store, s.store_buf, sizeof(s.store_buf), err, sizeof(err));
+        if (hs < 0) {
+            fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
+            rc = 2;
+            goto out;
+        }
+        s.has_store = hs > 0;
+        const char *iid = NULL;
+        if (run) {
+            iid = sr_config_get(&s.cfg, SR_SET_INSTANCE_ID);
+            const char *dobj = getenv("CLOUDFLARE_DURABLE_OBJECT_ID");
+            /* Locally the platform sets a 64-'x' placeholder: not an identity. */
+            if (!iid && dobj && strspn(dobj, "x") != strlen(dobj))
+                iid = dobj;
+        }
         const char *state_dir = sr_config_get(&s.cfg, SR_SET_STATE_DIR);
         int reaped = sr_instances_reap_orphans(state_dir);
         if (reaped)
@@ -319,6 +338,14 @@ static int gateway_main(bool run, int argc, char **argv)
             .sleep_after = run ? 0 : s.cfg.sleep_after,
             .start_timeout = s.cfg.start_timeout,
             .stop_grace = s.cfg.stop_grace,
+            .store = s.has_store ? &s.store : NULL,
+            .snap_prefix = sr_config_get(&s.cfg, SR_SET_R2_PREFIX),
+            .snap_excludes = sr_config_get(&s.cfg, SR_SET_SNAPSHOT_EXCLUDE),
+            .snap_retention = s.cfg.r2_retention,
+            .snap_interval = s.cfg.r2_interval,
+            .partition_mode = sr_config_get(&s.cfg, SR_SET_R2_PARTITION),
+            .instance_id = iid,
+            .strict = s.cfg.r2_strict,
             .sandbox = strcmp(sr_config_get(&s.cfg, SR_SET_SANDBOX), "bwrap") == 0 ? "bwrap" : NULL,
         };
         if (sr_instances_new(s.base, &io, &s.instances, err, sizeof(err)) < 0) {
@@ -357,9 +384,11 @@ static int gateway_main(bool run, int argc, char **argv)
     evsignal_add(ev_term, NULL);
     evsignal_add(ev_int, NULL);
     evsignal_add(ev_hup, NULL);
-    if (s.cfg.r2_enabled)
-        sr_log_event("warn", "SERENA_R2_STATE_ENABLED=1, but snapshots are not part of this "
-                             "build yet: state is not persisted");
+    if (s.has_store)
+        sr_log_event("info", "snapshots: %s store %s, prefix %s, partition mode %s", s.store.kind,
+                     s.store.kind[0] == 'f' ? s.store.dir : s.store.bucket,
+                     sr_config_get(&s.cfg, SR_SET_R2_PREFIX),
+                     sr_config_get(&s.cfg, SR_SET_R2_PARTITION));
     sr_log_event("info",
                  "serena-remote %s %s listening on %s://%s, %s %s, %u token(s) (%s), "
                  "generation %s",

@@ -46,7 +46,9 @@ int sr_edge_health(struct sr_edge *e, char *out, size_t cap)
         e->health.inst_idle = c.idle;
         e->health.inst_stopping = c.stopping;
         e->health.inst_failed = c.failed;
-        e->health.status = c.failed ? "degraded" : "ok";
+        e->health.p_state = sr_instances_store_state(e->instances);
+        e->health.status =
+            c.failed || strcmp(e->health.p_state, "degraded") == 0 ? "degraded" : "ok";
     }
     e->health.uptime_seconds = (sr_now_us() - e->started_us) / 1000000u;
     e->health.generation = e->policy.generation;

@@ -29,6 +29,7 @@
 
 #include "core/json.h"
 #include "http/upstream.h"
+#include "store/store.h"
 
 struct sr_instances;
 struct sr_instance;
@@ -46,6 +47,20 @@ struct sr_inst_opts {
     uint32_t start_timeout; /* seconds */
     uint32_t stop_grace;    /* seconds between SIGTERM and SIGKILL */
     const char *sandbox;    /* NULL or "bwrap" */
+    /*
+     * Persistence (NULL store: off). home/ is restored from the newest
+     * snapshot before a start when it is missing or empty (a fresh disk),
+     * snapshotted after every stop (sleep, eviction, crash, shutdown) and
+     * every snap_interval seconds while running.
+     */
+    const struct sr_store_config *store;
+    const char *snap_prefix;
+    const char *snap_excludes; /* NULL: the snapshot layer's default */
+    uint32_t snap_retention;
+    uint32_t snap_interval;     /* seconds; 0: only on stop */
+    const char *partition_mode; /* "durable-object" | "token" | "shared" */
+    const char *instance_id;    /* durable-object partition of `run`, or NULL */
+    bool strict;                /* a failed restore keeps the instance from starting */
 };
 
 /* Ready (0): *up is usable now. Queued (1): the callback runs later. */
@@ -94,6 +109,8 @@ void sr_instances_shutdown(struct sr_instances *m, void (*done)(void *arg), void
 struct sr_inst_counts {
     uint32_t starting, ready, idle, stopping, failed, asleep;
 };
+/* "disabled" (no store), "ok", or "degraded" (the last restore or snapshot failed). */
+const char *sr_instances_store_state(const struct sr_instances *m);
 void sr_instances_counts(const struct sr_instances *m, struct sr_inst_counts *c);
 
 /* Write the "instance" value of /status for `route` (null when it never ran). */
