@@ -1,0 +1,360 @@
+"""Snapshots through the CLI (`serena-remote snapshot | restore | snapshots`) against real stores.
+
+Every test runs once per store in STORES. Only the local-directory store is here today; an S3
+variant plugs in by adding a class with the same small interface (args, env, read, write, delete,
+keys) and its name to STORES, e.g. one backed by s3rver or Swift's s3api.
+
+No timed asserts: the kill -9 test waits for the temporary archive to appear before killing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+PREFIX = "t/snap-v1"
+PARTITION = "p1"
+PART = f"{PREFIX}/{PARTITION}"
+MANIFEST = f"{PART}/manifest.json"
+
+
+class FileStore:
+    """`--store file:/abs/dir`: objects are files under the directory, named by their keys."""
+
+    name = "file"
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.args = ["--store", f"file:{root}"]
+        self.env: dict[str, str] = {}
+
+    def read(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def write(self, key: str, data: bytes) -> None:
+        p = self.root / key
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def keys(self, prefix: str = PART) -> list[str]:
+        base = self.root / prefix
+        if not base.exists():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+STORES = {"file": FileStore}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request, tmp_path):
+    return STORES[request.param](tmp_path / f"store-{request.param}")
+
+
+class Cli:
+    def __init__(self, bin_: Path, store, tmp: Path):
+        self.bin = bin_
+        self.store = store
+        self.tmp = tmp / "tmpdir"
+        self.tmp.mkdir(exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("SERENA_", "R2_", "S3_", "AWS_", "CLOUDFLARE_"))}
+        e.update(self.store.env)
+        e["TMPDIR"] = str(self.tmp)
+        return e
+
+    def argv(self, cmd: str, *extra: str) -> list[str]:
+        return [str(self.bin), cmd, *self.store.args, "--prefix", PREFIX, "--partition", PARTITION, *extra]
+
+    def run(self, cmd: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+        p = subprocess.run(self.argv(cmd, *extra), env=self.env(), capture_output=True, text=True, timeout=600)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{cmd} {extra} failed ({p.returncode}): {p.stderr}")
+        return p
+
+    def json(self, cmd: str, *extra: str) -> dict:
+        return json.loads(self.run(cmd, "--json", *extra).stdout)
+
+
+@pytest.fixture
+def cli(gateway_bin, store, tmp_path):
+    return Cli(gateway_bin, store, tmp_path)
+
+
+def make_tree(home: Path, small: int = 1500) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    for i in range(small):
+        d = home / "projects" / f"p{i % 20}" / "memories"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"note-{i}.md").write_text(f"memory {i}\n" * (i % 7))
+    for i in range(20):
+        (home / f"empty-{i}").write_bytes(b"")
+    deep = home
+    for i in range(40):
+        deep = deep / f"level{i}"
+    deep.mkdir(parents=True)
+    (deep / "bottom.txt").write_text("deep")
+    (home / "ünïcødé-名前.yml").write_text("名前: ✓\n")
+    (home / "日本").mkdir()
+    (home / "日本" / "ファイル.txt").write_bytes(os.urandom(3000))
+    (home / "link-to-file").symlink_to("projects/p1/memories/note-1.md")
+    (home / "projects" / "p2" / "up").symlink_to("../p3")
+    (home / "dangling").symlink_to("does-not-exist-yet")
+    (home / "serena_config.yml").write_text("web_dashboard: false\n")
+    (home / "language_servers").mkdir()
+    (home / "language_servers" / "big.bin").write_bytes(b"\0" * 10000)
+    (home / "logs").mkdir()
+    (home / "logs" / "a.log").write_text("log")
+
+
+def describe(root: Path, exclude=("language_servers", "logs")) -> dict[str, tuple]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = Path(dirpath).relative_to(root)
+        if rel_dir == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in exclude]
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            rel = str(rel_dir / n)
+            if rel_dir == Path(".") and n in exclude:
+                continue
+            if p.is_symlink():
+                out[rel] = ("l", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("d", p.stat().st_mode & 0o777)
+            else:
+                out[rel] = ("f", p.stat().st_mode & 0o777, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def manifest(store) -> dict:
+    return json.loads(store.read(MANIFEST))
+
+
+def archives(store) -> list[str]:
+    return [k for k in store.keys() if k.endswith(".tar.zst")]
+
+
+def test_round_trip(cli, store, tmp_path):
+    home = tmp_path / "home"
+    make_tree(home)
+    want = describe(home)
+    r = cli.json("snapshot", "--state", str(home))
+    assert not r["skipped"] and r["key"].startswith(PART + "/") and len(r["sha256"]) == 64
+    assert r["files"] == len(want)
+    m = manifest(store)
+    assert m["format"] == 1 and m["partition"] == PARTITION and m["snapshots"][0]["key"] == r["key"]
+    assert hashlib.sha256(store.read(r["key"])).hexdigest() == r["sha256"]
+
+    restored = tmp_path / "elsewhere" / "home"
+    restored.parent.mkdir()
+    r2 = cli.json("restore", "--state", str(restored))
+    assert r2["key"] == r["key"] and not r2["fell_back"]
+    assert describe(restored) == want
+    # Nothing is left beside the restored directory (staging, old copies, downloads).
+    assert [p.name for p in restored.parent.iterdir()] == ["home"]
+
+    # Restoring over an existing home replaces its content, keeps excluded names.
+    (home / "projects" / "p1" / "memories" / "note-1.md").write_text("changed")
+    (home / "extra").write_text("gone after restore")
+    cli.run("restore", "--state", str(home))
+    assert describe(home) == want
+    assert (home / "language_servers" / "big.bin").stat().st_size == 10000
+    assert sorted(p.name for p in home.parent.iterdir() if p.name.startswith((".home", "home."))) == []
+
+    listing = cli.run("snapshots").stdout
+    assert r["key"] in listing and "AGE" in listing
+
+
+def test_unchanged_is_skipped_and_force_takes_one(cli, store, tmp_path):
+    home = tmp_path / "home"
+    make_tree(home, small=50)
+    first = cli.json("snapshot", "--state", str(home))
+    objects = store.keys()
+    m = store.read(MANIFEST)
+    # Touching mtimes (and excluded names) changes nothing.
+    os.utime(home / "serena_config.yml", (1, 1))
+    (home / "logs" / "b.log").write_text("more")
+    again = cli.json("snapshot", "--state", str(home))
+    assert again["skipped"] and again["key"] == first["key"]
+    assert store.keys() == objects and store.read(MANIFEST) == m
+    assert "nothing uploaded" in cli.run("snapshot", "--state", str(home)).stdout
+    forced = cli.json("snapshot", "--state", str(home), "--force")
+    assert not forced["skipped"] and forced["key"] != first["key"]
+    assert [s["key"] for s in manifest(store)["snapshots"]] == [forced["key"], first["key"]]
+    # A real change is taken without --force.
+    (home / "serena_config.yml").write_text("web_dashboard: true\n")
+    assert not cli.json("snapshot", "--state", str(home))["skipped"]
+
+
+def test_retention(cli, store, tmp_path):
+    home = tmp_path / "home"
+    make_tree(home, small=10)
+    keys = [cli.json("snapshot", "--state", str(home), "--force", "--retention", "3")["key"] for _ in range(5)]
+    assert len(set(keys)) == 5
+    assert [s["key"] for s in manifest(store)["snapshots"]] == keys[::-1][:3]
+    assert archives(store) == sorted(keys[2:])
+
+
+def test_flipped_byte_falls_back(cli, store, tmp_path):
+    home = tmp_path / "home"
+    make_tree(home, small=10)
+    old = cli.json("snapshot", "--state", str(home))["key"]
+    want = describe(home)
+    (home / "new-file").write_text("only in the newest")
+    new = cli.json("snapshot", "--state", str(home))["key"]
+    data = bytearray(store.read(new))
+    data[len(data) // 2] ^= 0x01
+    store.write(new, bytes(data))
+    target = tmp_path / "r" / "home"
+    target.parent.mkdir()
+    r = cli.json("restore", "--state", str(target))
+    assert r["fell_back"] and r["key"] == old
+    assert new in r["note"] and "corrupt" in r["note"]
+    assert describe(target) == want
+    # On the terminal path the note goes to stderr.
+    p = cli.run("restore", "--state", str(target))
+    assert "fell back" in p.stderr
+    # An explicit key is never silently replaced by another.
+    p = cli.run("restore", "--state", str(target), "--snapshot", new, check=False)
+    assert p.returncode == 1 and "corrupt" in p.stderr
+
+
+def test_kill_9_mid_snapshot(cli, store, tmp_path):
+    home = tmp_path / "home"
+    make_tree(home, small=10)
+    first = cli.json("snapshot", "--state", str(home))["key"]
+    big = home / "big"
+    big.mkdir()
+    for i in range(60):
+        (big / f"blob{i}").write_bytes(os.urandom(2 * 1024 * 1024))
+    proc = subprocess.Popen(cli.argv("snapshot", "--state", str(home)), env=cli.env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Wait until the worker is writing its temporary archive, then kill its process group.
+    deadline = time.monotonic() + 120
+    while not any(cli.tmp.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the snapshot finished before it could be killed"
+    m = manifest(store)
+    assert m["snapshots"][0]["key"] == first
+    present = set(store.keys())
+    assert all(s["key"] in present for s in m["snapshots"])
+    restored = tmp_path / "r" / "home"
+    restored.parent.mkdir()
+    assert cli.json("restore", "--state", str(restored))["key"] == first
+    # The next snapshot works and cleans up nothing it should not.
+    nxt = cli.json("snapshot", "--state", str(home))
+    assert not nxt["skipped"] and nxt["key"] in set(store.keys())
+
+
+def craft(entries) -> bytes:
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, kind, data in entries:
+            ti = tarfile.TarInfo(name)
+            if kind == "f":
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+            elif kind == "l":
+                ti.type = tarfile.SYMTYPE
+                ti.linkname = data
+                t.addfile(ti)
+            elif kind == "h":
+                ti.type = tarfile.LNKTYPE
+                ti.linkname = data
+                t.addfile(ti)
+    return subprocess.run(["zstd", "-q", "-c"], input=b.getvalue(), capture_output=True, check=True).stdout
+
+
+def publish(store, key: str, data: bytes) -> None:
+    """Put an archive into the store and name it in a valid manifest, as if we had made it."""
+    store.write(key, data)
+    entry = {"key": key, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "created": int(time.time()),
+             "files": 1, "fingerprint": "0" * 64}
+    store.write(MANIFEST, json.dumps({"format": 1, "partition": PARTITION, "snapshots": [entry]}).encode())
+
+
+@pytest.mark.parametrize("case", ["dotdot", "symlink_abs", "symlink_up", "through_link", "hardlink_out"])
+def test_hostile_archive_refused(cli, store, tmp_path, case):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    entries = {
+        "dotdot": [("ok.txt", "f", b"ok"), ("../escape.txt", "f", b"x")],
+        "symlink_abs": [("esc", "l", str(outside))],
+        "symlink_up": [("d/esc", "l", "../../outside")],
+        "through_link": [("esc", "l", str(outside)), ("esc/through.txt", "f", b"y")],
+        "hardlink_out": [("h", "h", "/etc/passwd")],
+    }[case]
+    key = f"{PART}/20200101T000000Z-000001.tar.zst"
+    publish(store, key, craft(entries))
+    home = tmp_path / "state" / "home"
+    home.mkdir(parents=True)
+    (home / "keep.txt").write_text("local state")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    p = cli.run("restore", "--state", str(home), check=False)
+    assert p.returncode == 1, p.stdout
+    assert "refused" in p.stderr or "leaves the tree" in p.stderr or "contains '..'" in p.stderr, p.stderr
+    # Nothing outside: the state's parent holds only home, the rest of tmp_path is unchanged.
+    assert [x.name for x in home.parent.iterdir()] == ["home"]
+    assert (home / "keep.txt").read_text() == "local state"
+    assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not (tmp_path / "state" / "escape.txt").exists()
+
+
+def test_manifest_missing_falls_back_to_listing(cli, store, tmp_path):
+    home = tmp_path / "home"
+    make_tree(home, small=10)
+    cli.json("snapshot", "--state", str(home))
+    (home / "later").write_text("newer")
+    newest = cli.json("snapshot", "--state", str(home))["key"]
+    want = describe(home)
+    store.delete(MANIFEST)
+    target = tmp_path / "r" / "home"
+    target.parent.mkdir()
+    r = cli.json("restore", "--state", str(target))
+    assert r["key"] == newest and "listing" in r["note"]
+    assert describe(target) == want
+    listed = cli.json("snapshots")
+    assert listed["source"] == "listing" and listed["snapshots"][0]["key"] == newest
+    # A corrupt manifest is treated the same way.
+    store.write(MANIFEST, b'{"format":1,"partition":"p1","snapshots":[{"key":"../../etc"}]}')
+    r = cli.json("restore", "--state", str(target))
+    assert r["key"] == newest and "corrupt" in r["note"]
+
+
+def test_nothing_to_restore(cli, store, tmp_path):
+    home = tmp_path / "home"
+    p = cli.run("restore", "--state", str(home))
+    assert "nothing to restore" in p.stdout
+    assert not home.exists()
+    assert cli.json("restore", "--state", str(home))["nothing"] is True
+    assert "no snapshots" in cli.run("snapshots").stdout
+
+
+def test_usage_errors(cli, gateway_bin, tmp_path):
+    p = subprocess.run([str(gateway_bin), "snapshot"], capture_output=True, text=True, env=cli.env())
+    assert p.returncode == 2 and "--state" in p.stderr
+    p = subprocess.run([str(gateway_bin), "snapshots"], capture_output=True, text=True,
+                       env={k: v for k, v in cli.env().items() if k != "SERENA_R2_STATE_ENABLED"})
+    assert p.returncode == 2 and "--store" in p.stderr
+    p = cli.run("snapshot", "--state", str(tmp_path), "--retention", "0", check=False)
+    assert p.returncode == 2 and "retention" in p.stderr
+    p = cli.run("snapshot", "--state", str(tmp_path), "--partition", "a/b", check=False)
+    assert p.returncode == 2 and "partition" in p.stderr
