@@ -18,7 +18,7 @@ WHAT=${1:-all}
 
 BUILD_PKGS=(cmake ninja-build pkg-config clang-14 lld-14 clang-format-14 libclang-rt-14-dev
             libssl-dev libevent-dev libcurl4-openssl-dev libarchive-dev libzstd-dev libcmocka-dev)
-TEST_PKGS=(curl nginx-light wrk bubblewrap
+TEST_PKGS=(curl nginx-light wrk bubblewrap zstd
            swift-proxy swift-object swift-container swift-account memcached)
 
 log() { printf 'deps: %s\n' "$*" >&2; }
