@@ -46,7 +46,6 @@ export function startDetached(cmd, args, { env = {}, cwd = WORKER, log }) {
   });
   closeSync(fd);
   const exited = new Promise((res) => child.once("exit", (code, signal) => res({ code, signal })));
-  child.unref();
   return { pid: child.pid, child, exited, log };
 }
 
