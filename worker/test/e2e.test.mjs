@@ -238,6 +238,14 @@ test("a bare GET /mcp gets 405 with Allow (an open stream would keep the contain
   assert.match(r.headers.get("allow") ?? "", /POST/);
 });
 
+test("an incomplete Accept is completed for Serena (fix_accept)", async () => {
+  for (const accept of ["*/*", "application/json"]) {
+    const r = await mcp(TOKENS.alice, INIT, { headers: { accept } });
+    assert.equal(r.status, 200, `${accept}: ${r.text}`);
+    assert.equal(r.msg?.result?.serverInfo?.name, "mcp-servers/everything");
+  }
+});
+
 test("a foreign Origin gets 403", async () => {
   const r = await mcp(TOKENS.alice, INIT, { headers: { origin: "https://evil.example" } });
   assert.equal(r.status, 403, r.text);
