@@ -186,12 +186,16 @@ test("/health is answered by the Worker from core.wasm: generation, strategy, pe
 });
 
 test("a wrong or missing token gets 401 with WWW-Authenticate, and nothing reaches a container", async () => {
+  const logs = () => Object.values(runs).map((r) => readFileSync(r.proc.log, "utf8"));
+  const before = logs();
   for (const token of ["wrong-token-0123456789abcdef", null]) {
     const r = await mcp(token, INIT);
     assert.equal(r.status, 401, r.text);
     assert.match(r.headers.get("www-authenticate") ?? "", /^Bearer /);
     assert.equal(r.msg.error.code, -32001);
   }
+  // Every `run` logs each request it serves: neither saw these.
+  assert.deepEqual(logs(), before);
 });
 
 test("two tokens reach two different `serena-remote run` processes", async () => {
