@@ -4,6 +4,10 @@
  * private box directory. Whatever the input, nothing may appear in the box
  * beside the staging directory, and no symlink left in the staging tree may
  * be absolute or climb out of it.
+ *
+ * Inputs starting with 'T' are a raw tar after that byte: the harness wraps
+ * them in zstd first, so the mutator reaches the tar reader and our entry
+ * checks instead of dying in the decompressor.
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -14,6 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+
+#include <archive.h>
+#include <archive_entry.h>
 
 #include "snapshot/archive.h"
 
@@ -62,9 +69,39 @@ static void check_links(const char *dir, const char *rel, int depth)
     closedir(d);
 }
 
+/* zstd-compress raw bytes with libarchive's raw writer; returns a malloc'd buffer. */
+static uint8_t *wrap(const uint8_t *data, size_t size, size_t *outlen)
+{
+    size_t cap = size + 1024;
+    uint8_t *out = malloc(cap);
+    struct archive *a = archive_write_new();
+    struct archive_entry *e = archive_entry_new();
+    *outlen = 0;
+    archive_write_add_filter_zstd(a);
+    archive_write_set_format_raw(a);
+    archive_write_set_bytes_in_last_block(a, 1);
+    if (out && archive_write_open_memory(a, out, cap, outlen) == ARCHIVE_OK) {
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_size(e, (la_int64_t)size);
+        if (archive_write_header(a, e) == ARCHIVE_OK)
+            archive_write_data(a, data, size);
+        archive_write_close(a);
+    }
+    archive_entry_free(e);
+    archive_write_free(a);
+    return out;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[512];
+    uint8_t *wrapped = NULL;
+    if (size > 0 && data[0] == 'T') {
+        wrapped = wrap(data + 1, size - 1, &size);
+        if (!wrapped)
+            return 0;
+        data = wrapped;
+    }
     if (!box[0]) {
         snprintf(box, sizeof(box), "/tmp/sr-fuzz-extract-XXXXXX");
         check(mkdtemp(box) != NULL);
@@ -83,5 +120,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     closedir(d);
     check_links(stage, "", 0);
     sr_archive_rmtree(stage);
+    free(wrapped);
     return 0;
 }

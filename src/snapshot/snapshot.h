@@ -80,6 +80,12 @@ typedef void (*sr_snapshot_job_cb)(void *arg, int status, const struct sr_snapsh
 /*
  * Fork a worker that opens the store from `c` and runs `op` on `home`, then
  * reports over a pipe. The loop never blocks. A failed start calls no callback.
+ * c, o and home are read only by the worker (copied by fork): they need not
+ * outlive this call. The callback runs exactly once, from the loop, after the
+ * worker has exited and been reaped; the job is already freed by then (do not
+ * cancel it from the callback). A worker killed or crashed reports
+ * SR_STORE_E_IO with how it ended. The worker's pid is registered with
+ * sr_child_track so a PID 1 reaper leaves it to us.
  */
 int sr_snapshot_job_start(struct event_base *base, enum sr_snapshot_op op,
                           const struct sr_store_config *c, const struct sr_snapshot_opts *o,
