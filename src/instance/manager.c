@@ -286,9 +286,9 @@ static int free_port(uint16_t *port)
  */
 static bool secret_env(const char *kv)
 {
-    static const char *const prefixes[] = {"API_TOKEN",    "AWS_",           "R2_",
-                                           "S3_",          "SERENA_REMOTE_", "SERENA_R2_",
-                                           "SERENA_HOME=", "HOME=",          "TMPDIR="};
+    static const char *const prefixes[] = {
+        "API_TOKEN",  "AWS_",         "R2_",   "S3_",     "SERENA_REMOTE_",
+        "SERENA_R2_", "SERENA_HOME=", "HOME=", "TMPDIR=", "SERENA_INTERNAL_SECRET"};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
         if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
