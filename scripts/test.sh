@@ -9,6 +9,8 @@
 #   6. fuzz            build-fuzz/: each libFuzzer harness for SR_FUZZ_SECONDS
 #   7. system          pytest tests/system: real peers and clients on 127.0.0.1, then the
 #                      edge and instance suites again against the ASan+UBSan gateway
+#   8. worker          wrangler --dry-run, vectors in workerd, Worker -> serena-remote run e2e
+#   9. deploy          the container image's install steps, proven on this machine
 #
 # `scripts/test.sh fuzz` runs only step 6. SR_FUZZ_SECONDS (default 20) bounds each harness.
 set -euo pipefail
@@ -70,5 +72,11 @@ SR_BIN="$PWD/build-asan/serena-remote" \
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     .venv/bin/python -m pytest tests/system/test_gateway.py tests/system/test_instances.py \
     -q -p no:cacheprovider
+
+step "Cloudflare Worker: wrangler dry-run, vectors in workerd, e2e to serena-remote run"
+(cd worker && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
+step "container image: every package and pin of deploy/Dockerfile.cloudflare installs"
+bash deploy/check.sh
 
 step "all tests passed"
