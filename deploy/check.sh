@@ -50,12 +50,21 @@ build_stage() {
     cmd=${cmd//\/build/$T/build}
     cmd=${cmd//-S ./-S $T/ctx}
     echo "+ $cmd"
-    eval "$cmd" && cmake --build "$T/build" --target serena-remote && "$T/build/serena-remote" version
+    eval "$cmd" && cmake --build "$T/build" --target serena-remote serena-remote-snapshot \
+        && "$T/build/serena-remote" version && "$T/build/serena-remote-snapshot" --version
 }
 
 libs_covered() {
-    local bin=$T/build/serena-remote pkgs lib path pkg bad=0 n=0
-    [ -x "$bin" ] || bin=$ROOT/build/serena-remote
+    local name bad=0
+    for name in serena-remote serena-remote-snapshot; do
+        libs_covered_of "$name" || bad=1
+    done
+    return $bad
+}
+
+libs_covered_of() {
+    local bin=$T/build/$1 pkgs lib path pkg bad=0 n=0
+    [ -x "$bin" ] || bin=$ROOT/build/$1
     pkgs=" $("$HERE/install-runtime.sh" --print-packages | tr '\n' ' ') libc6 "
     while read -r lib path; do
         [ -n "$path" ] && [ -e "$path" ] || continue
@@ -91,7 +100,7 @@ step "build stage apt packages resolve (bookworm)" "$HERE/install-build-deps.sh"
 step "runtime apt packages resolve; serena-agent installs in a venv" "$HERE/install-runtime.sh" --simulate --venv "$T/venv"
 step "pyright installs with npm" "$HERE/install-pyright.sh" "$T/tools"
 step "build stage: serena-remote builds from the Docker context" build_stage
-step "runtime packages provide every shared library of serena-remote" libs_covered
+step "runtime packages provide every shared library of both binaries" libs_covered
 step "Dockerfile: scripts exist, serena-remote run is the non-root entrypoint" dockerfile
 
 echo "deploy: $pass passed, $fail failed"

@@ -1,8 +1,11 @@
 /*
  * serena-remote: entry point. Wiring only: pick the subcommand and run it.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "instance/spawn.h"
@@ -26,6 +29,37 @@ static void usage(FILE *f)
             SR_VERSION);
 }
 
+/*
+ * The snapshot commands live in serena-remote-snapshot (beside this binary,
+ * or SERENA_REMOTE_SNAPSHOT_BIN), which links libcurl and libarchive; the
+ * gateway does not.
+ */
+static int exec_snapshot_tool(int argc, char **argv)
+{
+    char path[4096];
+    const char *env = getenv("SERENA_REMOTE_SNAPSHOT_BIN");
+    if (env && *env) {
+        snprintf(path, sizeof(path), "%s", env);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+        if (n <= 0) {
+            perror("serena-remote: readlink /proc/self/exe");
+            return 1;
+        }
+        path[n] = '\0';
+        char *slash = strrchr(path, '/');
+        snprintf(slash ? slash + 1 : path, 32, "serena-remote-snapshot");
+    }
+    (void)argc;
+    argv[0] = "serena-remote-snapshot";
+    execv(path, argv);
+    fprintf(stderr,
+            "serena-remote: cannot run %s (%s): it is built and installed with serena-remote; "
+            "set SERENA_REMOTE_SNAPSHOT_BIN if it lives elsewhere\n",
+            path, strerror(errno));
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -43,12 +77,9 @@ int main(int argc, char **argv)
         return sr_cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "token") == 0)
         return sr_cmd_token(argc - 2, argv + 2);
-    if (strcmp(cmd, "snapshot") == 0)
-        return sr_cmd_snapshot(argc - 2, argv + 2);
-    if (strcmp(cmd, "restore") == 0)
-        return sr_cmd_restore(argc - 2, argv + 2);
-    if (strcmp(cmd, "snapshots") == 0)
-        return sr_cmd_snapshots(argc - 2, argv + 2);
+    if (strcmp(cmd, "snapshot") == 0 || strcmp(cmd, "restore") == 0 ||
+        strcmp(cmd, "snapshots") == 0)
+        return exec_snapshot_tool(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
         printf("serena-remote %s\n", SR_VERSION);
         return 0;

@@ -8,6 +8,13 @@
  * of the worker at any moment is just another failure the snapshot order
  * already survives.
  *
+ * The worker is a separate binary, serena-remote-snapshot (next to
+ * serena-remote, or SERENA_REMOTE_SNAPSHOT_BIN): only it links libcurl and
+ * libarchive, whose dependency trees (GnuTLS, Kerberos, ICU, ...) would
+ * otherwise more than double the gateway's resident memory. The request
+ * (store settings, options, home) goes to the worker as one JSON document
+ * on fd 4; see job_worker.c.
+ *
  * Protocol: the worker writes exactly one line of JSON to a pipe and exits:
  *   {"status":0,"err":"","skipped":false,"fell_back":false,"nothing":false,
  *    "key":"..","sha256":"..","size":N,"files":N,"created":N,"note":".."}
@@ -32,9 +39,9 @@
 #include "core/json.h"
 #include "instance/spawn.h"
 
-#define SR_SNAPSHOT_JOB_LINE_MAX 4096 /* the worker's one result line */
-#define SR_P_PIDFD               3    /* linux/wait.h; glibc's idtype_t does not name it */
-#define RESULT_FD                3    /* the pipe's write end in the worker */
+#define SR_P_PIDFD 3 /* linux/wait.h; glibc's idtype_t does not name it */
+#define RESULT_FD  SR_SNAPSHOT_JOB_RESULT_FD
+#define REQUEST_FD SR_SNAPSHOT_JOB_REQUEST_FD
 
 struct sr_snapshot_job {
     pid_t pid;
@@ -52,117 +59,6 @@ struct sr_snapshot_job {
     void *arg;
     char line[SR_SNAPSHOT_JOB_LINE_MAX];
 };
-
-/* ------------------------------------------------------------- the worker */
-
-/* The strict JSON writer refuses invalid UTF-8, and messages may hold cut-off names: keep
- * printable ASCII, replace the rest. */
-static void ascii(const char *in, char *out, size_t cap)
-{
-    size_t i = 0;
-    for (; in[i] && i + 1 < cap; i++)
-        out[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : '?';
-    out[i] = '\0';
-}
-
-static void jw_ascii(struct sr_jw *w, const char *s)
-{
-    char tmp[1024];
-    ascii(s, tmp, sizeof(tmp));
-    sr_jw_cstr(w, tmp);
-}
-
-static void write_result(int fd, int status, const struct sr_snapshot_result *r, const char *err)
-{
-    char buf[SR_SNAPSHOT_JOB_LINE_MAX];
-    struct sr_jw w;
-    size_t len = 0;
-    sr_jw_init(&w, buf, sizeof(buf) - 1);
-    sr_jw_obj_begin(&w);
-    sr_jw_key(&w, "status");
-    sr_jw_int(&w, status);
-    sr_jw_key(&w, "err");
-    jw_ascii(&w, status ? err : "");
-    sr_jw_key(&w, "skipped");
-    sr_jw_bool(&w, r->skipped);
-    sr_jw_key(&w, "fell_back");
-    sr_jw_bool(&w, r->fell_back);
-    sr_jw_key(&w, "nothing");
-    sr_jw_bool(&w, r->nothing);
-    sr_jw_key(&w, "key");
-    jw_ascii(&w, r->key);
-    sr_jw_key(&w, "sha256");
-    jw_ascii(&w, r->sha256);
-    sr_jw_key(&w, "size");
-    sr_jw_int(&w, (int64_t)r->size);
-    sr_jw_key(&w, "files");
-    sr_jw_int(&w, (int64_t)r->files);
-    sr_jw_key(&w, "created");
-    sr_jw_int(&w, r->created);
-    sr_jw_key(&w, "note");
-    jw_ascii(&w, r->note);
-    sr_jw_obj_end(&w);
-    if (sr_jw_finish(&w, &len) != 0)
-        return; /* cannot happen with these bounds; the parent then reports a dead worker */
-    buf[len++] = '\n';
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-static void reset_signals(void)
-{
-    sigset_t all;
-    /* The gateway's libevent handlers would write to descriptors we are about to close. */
-    int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM};
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-        signal(sigs[i], SIG_DFL);
-    signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-}
-
-static void worker_main(int wfd, pid_t parent, enum sr_snapshot_op op,
-                        const struct sr_store_config *c, const struct sr_snapshot_opts *o,
-                        const char *home)
-{
-    struct sr_snapshot_result r;
-    char err[512] = "";
-    struct sr_store *s = NULL;
-    int rc;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(1);
-    reset_signals();
-    /* Only stdio and the result pipe: never the gateway's listening sockets or clients. */
-    if (wfd != RESULT_FD) {
-        if (dup2(wfd, RESULT_FD) < 0)
-            _exit(1);
-    } else {
-        fcntl(wfd, F_SETFD, 0);
-    }
-    close_range(RESULT_FD + 1, ~0u, 0);
-    memset(&r, 0, sizeof(r));
-    rc = sr_store_open(c, &s, err, sizeof(err));
-    if (rc == 0) {
-        struct sr_snapshot_opts wo = *o;
-        wo.progress = false;
-        if (op == SR_SNAP_TAKE)
-            rc = sr_snapshot_take(s, &wo, home, &r, err, sizeof(err));
-        else
-            rc = sr_snapshot_restore(s, &wo, home, NULL, &r, err, sizeof(err));
-        sr_store_close(s);
-    }
-    write_result(RESULT_FD, rc, &r, err);
-    _exit(rc == 0 ? 0 : 1);
-}
 
 /* -------------------------------------------------------------- the parent */
 
@@ -315,12 +211,109 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
     maybe_finish(j);
 }
 
+/* The request document for the worker (see job_worker.c). Holds the store secret: it only
+ * ever travels through a pipe to our own child. */
+static int build_request(char *buf, size_t cap, enum sr_snapshot_op op,
+                         const struct sr_store_config *c, const struct sr_snapshot_opts *o,
+                         const char *home, size_t *len)
+{
+    struct sr_jw w;
+    sr_jw_init(&w, buf, cap);
+    sr_jw_obj_begin(&w);
+    sr_jw_key(&w, "op");
+    sr_jw_cstr(&w, op == SR_SNAP_TAKE ? "take" : "restore");
+    sr_jw_key(&w, "home");
+    sr_jw_cstr(&w, home);
+    sr_jw_key(&w, "store");
+    sr_jw_obj_begin(&w);
+    const char *keys[] = {"kind",   "dir",        "endpoint",  "region",
+                          "bucket", "access_key", "secret_key"};
+    const char *vals[] = {c->kind,   c->dir,        c->endpoint,  c->region,
+                          c->bucket, c->access_key, c->secret_key};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (!vals[i])
+            continue;
+        sr_jw_key(&w, keys[i]);
+        sr_jw_cstr(&w, vals[i]);
+    }
+    sr_jw_key(&w, "timeout");
+    sr_jw_int(&w, c->timeout);
+    sr_jw_key(&w, "retries");
+    sr_jw_int(&w, c->retries);
+    sr_jw_obj_end(&w);
+    sr_jw_key(&w, "opts");
+    sr_jw_obj_begin(&w);
+    sr_jw_key(&w, "prefix");
+    sr_jw_cstr(&w, o->prefix ? o->prefix : "");
+    sr_jw_key(&w, "partition");
+    sr_jw_cstr(&w, o->partition ? o->partition : "");
+    if (o->excludes) {
+        sr_jw_key(&w, "excludes");
+        sr_jw_cstr(&w, o->excludes);
+    }
+    sr_jw_key(&w, "retention");
+    sr_jw_int(&w, o->retention);
+    sr_jw_key(&w, "force");
+    sr_jw_bool(&w, o->force);
+    sr_jw_obj_end(&w);
+    sr_jw_obj_end(&w);
+    return sr_jw_finish(&w, len);
+}
+
+/* SERENA_REMOTE_SNAPSHOT_BIN, else serena-remote-snapshot beside the running binary. */
+static int helper_path(char *out, size_t cap)
+{
+    const char *env = getenv("SERENA_REMOTE_SNAPSHOT_BIN");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return 0;
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    snprintf(out, cap, "%s/serena-remote-snapshot", self);
+    return 0;
+}
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
+static void child_exec(int result_fd, int req_fd, pid_t parent, const char *helper)
+{
+    static const char fail[] = "{\"status\":-4,\"err\":\"cannot run the snapshot helper "
+                               "serena-remote-snapshot: install it beside serena-remote or "
+                               "set SERENA_REMOTE_SNAPSHOT_BIN\"}\n";
+    sigset_t none;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    /* Handlers are reset by exec; the mask is not. */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (dup2(result_fd, RESULT_FD) < 0 || dup2(req_fd, REQUEST_FD) < 0)
+        _exit(1);
+    /* Only stdio and the two pipes: never the gateway's listening sockets or clients. */
+    close_range(REQUEST_FD + 1, ~0u, 0);
+    char *argv[] = {"serena-remote-snapshot", "__job", NULL};
+    execv(helper, argv);
+    ssize_t w = write(RESULT_FD, fail, sizeof(fail) - 1);
+    (void)w;
+    _exit(127);
+}
+
 int sr_snapshot_job_start(struct event_base *base, enum sr_snapshot_op op,
                           const struct sr_store_config *c, const struct sr_snapshot_opts *o,
                           const char *home, sr_snapshot_job_cb cb, void *arg,
                           struct sr_snapshot_job **out)
 {
-    int p[2] = {-1, -1};
+    int p[2] = {-1, -1}, q[2] = {-1, -1};
+    static char req[SR_SNAPSHOT_JOB_REQUEST_MAX];
+    char helper[4096];
+    size_t reqlen = 0;
     struct sr_snapshot_job *j = calloc(1, sizeof(*j));
     if (!j || !cb)
         goto fail;
@@ -328,21 +321,29 @@ int sr_snapshot_job_start(struct event_base *base, enum sr_snapshot_op op,
     j->rfd = -1;
     j->cb = cb;
     j->arg = arg;
-    if (pipe2(p, O_CLOEXEC) < 0)
+    /* The request fits a pipe's buffer, so it is written before the worker runs. */
+    if (build_request(req, sizeof(req), op, c, o, home, &reqlen) != 0 ||
+        helper_path(helper, sizeof(helper)) < 0)
         goto fail;
+    if (pipe2(p, O_CLOEXEC) < 0 || pipe2(q, O_CLOEXEC) < 0)
+        goto fail;
+    if (write(q[1], req, reqlen) != (ssize_t)reqlen)
+        goto fail;
+    close(q[1]);
+    q[1] = -1;
+    memset(req, 0, reqlen);
     pid_t parent = getpid();
     fflush(NULL);
     j->pid = fork();
     if (j->pid < 0)
         goto fail;
-    if (j->pid == 0) {
-        close(p[0]);
-        worker_main(p[1], parent, op, c, o, home);
-        _exit(1);
-    }
+    if (j->pid == 0)
+        child_exec(p[1], q[0], parent, helper);
     sr_child_track(j->pid);
     close(p[1]);
     p[1] = -1;
+    close(q[0]);
+    q[0] = -1;
     j->rfd = p[0];
     p[0] = -1;
     fcntl(j->rfd, F_SETFL, fcntl(j->rfd, F_GETFL) | O_NONBLOCK);
@@ -364,10 +365,14 @@ int sr_snapshot_job_start(struct event_base *base, enum sr_snapshot_op op,
     *out = j;
     return 0;
 fail:
-    if (p[0] >= 0)
-        close(p[0]);
-    if (p[1] >= 0)
-        close(p[1]);
+    for (int i = 0; i < 2; i++) {
+        if (p[i] >= 0)
+            close(p[i]);
+        if (q[i] >= 0)
+            close(q[i]);
+    }
+    if (reqlen)
+        memset(req, 0, reqlen);
     job_free(j);
     return SR_STORE_E_IO;
 }

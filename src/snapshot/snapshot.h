@@ -91,6 +91,19 @@ int sr_snapshot_job_start(struct event_base *base, enum sr_snapshot_op op,
                           const struct sr_store_config *c, const struct sr_snapshot_opts *o,
                           const char *home, sr_snapshot_job_cb cb, void *arg,
                           struct sr_snapshot_job **out);
+/* The request document a job hands its worker (bounded: it must fit a pipe's buffer). */
+#define SR_SNAPSHOT_JOB_REQUEST_MAX 16384
+#define SR_SNAPSHOT_JOB_LINE_MAX    4096 /* the worker's one result line */
+#define SR_SNAPSHOT_JOB_RESULT_FD   3
+#define SR_SNAPSHOT_JOB_REQUEST_FD  4
+
+/*
+ * The worker's side, in serena-remote-snapshot: `serena-remote-snapshot
+ * __job` reads the request on fd 4, runs it and writes the result line on
+ * fd 3. Returns the process exit status.
+ */
+int sr_snapshot_worker_main(void);
+
 /* Kill the worker (SIGKILL) and forget it: no callback. */
 void sr_snapshot_job_cancel(struct sr_snapshot_job *j);
 /* The worker's process id (for logs and tests). */
