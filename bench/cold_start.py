@@ -335,14 +335,13 @@ def main() -> None:
         rest = [g - r for g, r in zip(cs["gateway"], rd)]
         out.append(f"- Gateway log, spawn → instance ready per round: {fmt(rd)} ms; the rest of each gateway "
                    f"round (accept, spawn, relay of initialize): {fmt(rest)} ms (median {statistics.median(rest):.0f})")
-        # src/instance/manager.c probes 25 ms after the spawn, then after each refused probe waits
-        # 25, 50, 100, ... ms (doubling, at most 1 s): probes land near 25, 50, 100, 200, 400, 800,
-        # 1600, 2600, 3600 ... ms after the spawn, and a Serena that is up in between waits for the
-        # next one.
-        out.append("- Why: the gateway's readiness probe runs ≈ 25, 50, 100, 200, 400, 800, 1600, 2600, "
-                   "3600 … ms after the spawn (doubling backoff from 25 ms, capped at 1 s), so a Serena "
-                   "that is up at 1.4 s is found at ≈ 1.6 s and one up at 1.7 s at ≈ 2.6 s: up to ~1 s "
-                   "lost per cold start. The gateway's own work is the 'rest of each gateway round' above (about 10 ms)")
+        # src/instance/manager.c polls readiness every 25 ms for the first 10 s of a start, so
+        # at most 25 ms pass between Serena answering and the gateway noticing.
+        out.append("- How to read it: the gateway polls readiness every 25 ms during a start, so it "
+                   "notices a ready Serena within 25 ms; its own work is the 'rest of each gateway "
+                   "round' above. Direct and gateway rounds start different Serena processes, whose "
+                   "start times vary by a second on a loaded machine, so the difference of medians "
+                   "is noisy in both directions")
     out.append("")
     out.append("| backend | gateway VmRSS, no instance | with 8 running | after one more request each |")
     out.append("|---|---|---|---|")
