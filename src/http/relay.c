@@ -30,6 +30,16 @@ static const char *const forward_headers[] = {
     "last-event-id",
 };
 
+/* "name: value\r\n" without printf: this runs once per relayed request. */
+static void add_header(struct evbuffer *b, const char *name, size_t name_len, const char *v,
+                       size_t n)
+{
+    evbuffer_add(b, name, name_len);
+    evbuffer_add(b, ": ", 2);
+    evbuffer_add(b, v, n);
+    evbuffer_add(b, "\r\n", 2);
+}
+
 static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, bool fix_accept)
 {
     const struct sr_http_head *h = sr_req_head(r);
@@ -38,25 +48,40 @@ static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, b
         return NULL;
     const char *query = memchr(h->target.p, '?', h->target.n);
     size_t qlen = query ? h->target.n - (size_t)(query - h->target.p) : 0;
-    evbuffer_add_printf(b, "%.*s %s%.*s HTTP/1.1\r\nHost: %s\r\n", (int)h->method.n, h->method.p,
-                        sr_upstream_path(u), (int)qlen, query ? query : "",
-                        sr_upstream_hostport(u));
+    const char *path = sr_upstream_path(u);
+    const char *hostport = sr_upstream_hostport(u);
+    evbuffer_add(b, h->method.p, h->method.n);
+    evbuffer_add(b, " ", 1);
+    evbuffer_add(b, path, strlen(path));
+    if (qlen)
+        evbuffer_add(b, query, qlen);
+    evbuffer_add(b, " HTTP/1.1\r\nHost: ", 17);
+    evbuffer_add(b, hostport, strlen(hostport));
+    evbuffer_add(b, "\r\n", 2);
     for (size_t i = 0; i < sizeof(forward_headers) / sizeof(forward_headers[0]); i++) {
         size_t n;
         const char *v = sr_http_header_get(h, forward_headers[i], &n);
         if (v)
-            evbuffer_add_printf(b, "%s: %.*s\r\n", forward_headers[i], (int)n, v);
+            add_header(b, forward_headers[i], strlen(forward_headers[i]), v, n);
     }
     size_t an;
     const char *accept = sr_http_header_get(h, "accept", &an);
     if (fix_accept || !accept)
-        evbuffer_add_printf(b, "accept: application/json, text/event-stream\r\n");
+        evbuffer_add(b, "accept: application/json, text/event-stream\r\n", 45);
     else
-        evbuffer_add_printf(b, "accept: %.*s\r\n", (int)an, accept);
+        add_header(b, "accept", 6, accept, an);
     size_t blen = evbuffer_get_length(sr_req_body(r));
     bool is_get = h->method.n == 3 && memcmp(h->method.p, "GET", 3) == 0;
-    if (blen > 0 || !is_get)
-        evbuffer_add_printf(b, "content-length: %zu\r\n", blen);
+    if (blen > 0 || !is_get) {
+        char num[24];
+        size_t i = sizeof(num);
+        size_t v = blen;
+        do {
+            num[--i] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        add_header(b, "content-length", 14, num + i, sizeof(num) - i);
+    }
     evbuffer_add(b, "\r\n", 2);
     /* The body is copied: the client request may end before the upstream
      * exchange does (the shim), and a retry needs it intact. */
@@ -181,7 +206,9 @@ void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, const struct sr_r
     x->r = r;
     x->on_end = o->on_end;
     x->end_arg = o->end_arg;
-    snprintf(x->rpc_id, sizeof(x->rpc_id), "%s", rpc_id ? rpc_id : "");
+    size_t idn = rpc_id ? strnlen(rpc_id, sizeof(x->rpc_id) - 1) : 0;
+    memcpy(x->rpc_id, rpc_id ? rpc_id : "", idn);
+    x->rpc_id[idn] = '\0';
     const struct sr_http_head *h = sr_req_head(r);
     bool head = h->method.n == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
     if (sr_up_send(u, b, head, &relay_cbs, x, &x->q) < 0) {

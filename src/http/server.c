@@ -529,14 +529,22 @@ bool sr_req_client_alive(const struct sr_req *r)
     return r->conn != NULL;
 }
 
+/* Bounded copy with truncation, as snprintf("%s") but without its cost per request. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 void sr_req_set_route(struct sr_req *r, const char *route)
 {
-    snprintf(r->route, sizeof(r->route), "%s", route);
+    copy_str(r->route, sizeof(r->route), route);
 }
 
 void sr_req_set_rpc_method(struct sr_req *r, const char *m)
 {
-    snprintf(r->rpc_method, sizeof(r->rpc_method), "%s", m);
+    copy_str(r->rpc_method, sizeof(r->rpc_method), m);
 }
 
 void sr_req_set_hooks(struct sr_req *r, sr_req_hook_cb on_abort, sr_req_hook_cb on_drain, void *arg)
@@ -551,6 +559,27 @@ static bool head_request(const struct sr_req *r)
     return r->head.method.n == 4 && memcmp(r->head.method.p, "HEAD", 4) == 0;
 }
 
+/* Digits of v in base 10 or 16 at the end of buf[24]; returns where they start. */
+static char *fmt_u64(char *buf, uint64_t v, unsigned base)
+{
+    char *p = buf + 24;
+    do {
+        *--p = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    return p;
+}
+
+static void add_content_length(struct evbuffer *out, int64_t n)
+{
+    char num[24];
+    char *p = fmt_u64(num, (uint64_t)n, 10);
+    evbuffer_add(out, "Content-Length: ", 16);
+    evbuffer_add(out, p, (size_t)(num + sizeof(num) - p));
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* Response heads are built from pieces rather than with printf: this runs for every request. */
 void sr_resp_start(struct sr_req *r, int status, const char *reason, size_t reason_len,
                    struct evbuffer *header_lines, int64_t content_length)
 {
@@ -565,15 +594,32 @@ void sr_resp_start(struct sr_req *r, int status, const char *reason, size_t reas
         reason = status_reason(status);
         reason_len = strlen(reason);
     }
-    evbuffer_add_printf(out, "HTTP/1.%d %d %.*s\r\n", r->head.minor ? 1 : 0, status,
-                        (int)reason_len, reason);
+    /* "HTTP/1.1 200 " then the reason: the status is clamped to three digits as a
+     * parsed or chosen status always is. */
+    unsigned st = status < 0 ? 0u : status > 999 ? 999u : (unsigned)status;
+    char line[13] = {'H',
+                     'T',
+                     'T',
+                     'P',
+                     '/',
+                     '1',
+                     '.',
+                     r->head.minor ? '1' : '0',
+                     ' ',
+                     (char)('0' + st / 100),
+                     (char)('0' + st / 10 % 10),
+                     (char)('0' + st % 10),
+                     ' '};
+    evbuffer_add(out, line, sizeof(line));
+    evbuffer_add(out, reason, reason_len);
+    evbuffer_add(out, "\r\n", 2);
     if (header_lines)
         evbuffer_add_buffer(out, header_lines);
     if (bodiless) {
         if (content_length >= 0 && head_request(r))
-            evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+            add_content_length(out, content_length);
     } else if (content_length >= 0) {
-        evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+        add_content_length(out, content_length);
     } else if (r->head.minor >= 1) {
         r->chunked_out = true;
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
@@ -596,8 +642,13 @@ void sr_resp_body(struct sr_req *r, struct evbuffer *data)
         return;
     }
     struct evbuffer *out = bufferevent_get_output(r->conn->bev);
-    if (r->chunked_out)
-        evbuffer_add_printf(out, "%zx\r\n", n);
+    if (r->chunked_out) {
+        char num[26];
+        char *p = fmt_u64(num, n, 16);
+        num[24] = '\r';
+        num[25] = '\n';
+        evbuffer_add(out, p, (size_t)(num + sizeof(num) - p));
+    }
     evbuffer_add_buffer(out, data);
     if (r->chunked_out)
         evbuffer_add(out, "\r\n", 2);
@@ -659,8 +710,11 @@ void sr_resp_simple(struct sr_req *r, int status, const char *ctype, const char 
 {
     struct evbuffer *hl = evbuffer_new();
     if (hl) {
-        if (ctype)
-            evbuffer_add_printf(hl, "Content-Type: %s\r\n", ctype);
+        if (ctype) {
+            evbuffer_add(hl, "Content-Type: ", 14);
+            evbuffer_add(hl, ctype, strlen(ctype));
+            evbuffer_add(hl, "\r\n", 2);
+        }
         if (extra_headers)
             evbuffer_add(hl, extra_headers, strlen(extra_headers));
     }
