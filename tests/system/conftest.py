@@ -138,3 +138,25 @@ def tmp_dir(run_dir, request) -> Path:
     d = run_dir / "t" / safe
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+# ---------------------------------------------------------------------------------------------
+# S3 peers for the snapshot and persistence tests: one of each per session (s3peers.py); every
+# test takes its own bucket from them.
+
+
+@pytest.fixture(scope="session")
+def swift_peer(run_dir):
+    import s3peers
+    p = s3peers.start_swift(run_dir)
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="session")
+def s3rver_peer(run_dir):
+    import s3peers
+    # s3rver never checks signatures; a random secret still proves none is ever printed.
+    p = s3peers.start_s3rver(run_dir, peers.new_token("s3rver-secret"))
+    yield p
+    p.stop()

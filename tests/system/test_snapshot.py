@@ -1,8 +1,9 @@
 """Snapshots through the CLI (`serena-remote snapshot | restore | snapshots`) against real stores.
 
-Every test runs once per store in STORES. Only the local-directory store is here today; an S3
-variant plugs in by adding a class with the same small interface (args, env, read, write, delete,
-keys) and its name to STORES, e.g. one backed by s3rver or Swift's s3api.
+Every test runs once per store in STORES: the local-directory store, Swift's s3api (strict: it
+verifies SigV4) and s3rver (lenient), each behind the same small interface (args, env, read,
+write, delete, keys). The S3 peers are started once per session (s3peers.py, conftest.py) and each
+test gets a fresh bucket, so the layout constants below hold for every store.
 
 No timed asserts: the kill -9 test waits for the temporary archive to appear before killing.
 """
@@ -20,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+import s3peers
 
 PREFIX = "t/snap-v1"
 PARTITION = "p1"
@@ -56,12 +59,56 @@ class FileStore:
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-STORES = {"file": FileStore}
+class S3Store:
+    """SERENA_R2_STATE_ENABLED=1 with S3_ENDPOINT etc.: a fresh bucket on a session-wide peer,
+    read and written directly with build/store_tool (our store, already tested on its own)."""
+
+    def __init__(self, peer: s3peers.S3Peer, tmp: Path):
+        self.name = peer.name
+        self.peer = peer
+        self.bucket = peer.new_bucket("snap")
+        self.args: list[str] = []
+        self.env = peer.env(self.bucket)
+        self.secret = peer.secret
+        self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
+        self._n = 0
+
+    def _file(self) -> Path:
+        self._n += 1
+        return self.tmp / f"obj-{self._n}"
+
+    def tool(self, *args, check: bool = True):
+        return s3peers.store_tool(self.env, *args, check=check)
+
+    def read(self, key: str) -> bytes:
+        f = self._file()
+        self.tool("get", key, f)
+        return f.read_bytes()
+
+    def write(self, key: str, data: bytes) -> None:
+        f = self._file()
+        f.write_bytes(data)
+        self.tool("put", key, f, hashlib.sha256(data).hexdigest())
+
+    def delete(self, key: str) -> None:
+        self.tool("delete", key)
+
+    def keys(self, prefix: str = PART) -> list[str]:
+        _, lines = self.tool("list", prefix + "/")
+        return sorted(o["key"] for o in lines[:-1])
+
+
+STORES = {
+    "file": lambda request, tmp: FileStore(tmp / "store-file"),
+    "swift": lambda request, tmp: S3Store(request.getfixturevalue("swift_peer"), tmp / "store-swift"),
+    "s3rver": lambda request, tmp: S3Store(request.getfixturevalue("s3rver_peer"), tmp / "store-s3rver"),
+}
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request, tmp_path):
-    return STORES[request.param](tmp_path / f"store-{request.param}")
+    return STORES[request.param](request, tmp_path)
 
 
 class Cli:
@@ -82,6 +129,8 @@ class Cli:
 
     def run(self, cmd: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
         p = subprocess.run(self.argv(cmd, *extra), env=self.env(), capture_output=True, text=True, timeout=600)
+        secret = getattr(self.store, "secret", None)
+        assert not secret or secret not in p.stdout + p.stderr, f"{cmd} printed the store's secret"
         if check and p.returncode != 0:
             raise AssertionError(f"{cmd} {extra} failed ({p.returncode}): {p.stderr}")
         return p
