@@ -14,6 +14,17 @@
  * While a response is in progress, reading stays enabled so that a client
  * that hangs up is noticed at once (its upstream request is cancelled), and
  * read-ahead is capped at SR_PIPELINE_MAX.
+ *
+ * Writing on plain sockets: a socket bufferevent adds its write event when
+ * output is queued and deletes it once drained, two epoll_ctl calls and a
+ * loop turn per response. Instead, output queued during a loop iteration is
+ * written by a flush callback activated for the end of that iteration (no
+ * system call to schedule it), with EV_WRITE left disabled; only output the
+ * kernel does not take enables EV_WRITE, and the bufferevent then drives the
+ * rest exactly as before (write-stall timeout, drain and close-after-flush
+ * callbacks). TLS connections keep the bufferevent's own writing. The flush
+ * callback also writes the waiting access-log lines first, so a client that
+ * has its response finds its line in the log.
  */
 #include "http/server.h"
 
@@ -38,6 +49,7 @@
 #include "core/mem.h"
 #include "http/chunked.h"
 #include "http/log.h"
+#include "http/sockio.h"
 #include "http/util.h"
 
 enum conn_state { ST_HEAD, ST_BODY, ST_HANDLING, ST_CLOSING };
@@ -70,6 +82,8 @@ struct sr_conn {
     struct sr_server *srv;
     struct bufferevent *bev;
     struct event *deadline; /* head/body must complete in SR_HEAD_TIMEOUT */
+    struct event *flush;    /* activated when output was queued; runs at the end of the turn */
+    bool plain;             /* not TLS: output is written by conn_flush_cb */
     enum conn_state state;
     struct sr_req *req;
     /* Body reading. */
@@ -191,6 +205,8 @@ static void conn_free(struct sr_conn *c)
     }
     if (c->deadline)
         event_free(c->deadline);
+    if (c->flush)
+        event_free(c->flush);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->prev)
@@ -245,6 +261,36 @@ static void conn_close_after_flush(struct sr_conn *c)
         linger_start(c);
 }
 
+/* What the bufferevent's write callback does once output has drained. */
+static void conn_written(struct sr_conn *c)
+{
+    if (c->state == ST_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->lingering)
+            linger_start(c);
+        return;
+    }
+    if (c->state == ST_HANDLING && c->req && c->req->on_drain)
+        c->req->on_drain(c->req, c->req->hook_arg);
+}
+
+static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sr_conn *c = arg;
+    (void)fd;
+    (void)what;
+    sr_log_flush();
+    /* TLS: the bufferevent writes. Plain: at once; only a remainder enables EV_WRITE. */
+    if (!c->plain || sr_sockio_write(c->bev) > 0)
+        return;
+    conn_written(c);
+}
+
+/* Output was queued: write it at the end of this loop turn (batched with what follows). */
+static void conn_schedule_flush(struct sr_conn *c)
+{
+    event_active(c->flush, EV_WRITE, 0);
+}
+
 /* An error the server answers itself, before a handler saw the request. */
 static void conn_fail(struct sr_conn *c, int status, const char *msg)
 {
@@ -272,6 +318,7 @@ static void conn_fail(struct sr_conn *c, int status, const char *msg)
                              .bytes = (uint64_t)(n < 0 ? 0 : n),
                              .duration_us = 0};
     sr_log_request(&e);
+    conn_schedule_flush(c);
     conn_close_after_flush(c);
 }
 
@@ -309,16 +356,20 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
     c->deadline = evtimer_new(s->base, deadline_cb, c);
-    if (!c->bev || !c->deadline) {
+    c->flush = event_new(s->base, -1, 0, conn_flush_cb, c);
+    if (!c->bev || !c->deadline || !c->flush) {
         if (c->bev)
             bufferevent_free(c->bev);
         else
             evutil_closesocket(fd);
         if (c->deadline)
             event_free(c->deadline);
+        if (c->flush)
+            event_free(c->flush);
         free(c);
         return;
     }
+    c->plain = s->ssl == NULL;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -328,7 +379,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     struct timeval wt = {SR_WRITE_STALL, 0};
     bufferevent_set_timeouts(c->bev, NULL, &wt);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->plain) {
+        /* Socket bufferevents start with EV_WRITE enabled; conn_flush_cb writes instead. */
+        bufferevent_disable(c->bev, EV_WRITE);
+        bufferevent_enable(c->bev, EV_READ);
+    } else {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    }
     arm_deadline(c, SR_KEEPALIVE_TIMEOUT);
 }
 
@@ -450,8 +507,10 @@ static void conn_process(struct sr_conn *c)
         evbuffer_drain(in, (size_t)rc);
         c->state = ST_BODY;
         arm_deadline(c, SR_HEAD_TIMEOUT);
-        if (c->req->head.expect_continue && (c->body_left > 0 || c->body_chunked))
+        if (c->req->head.expect_continue && (c->body_left > 0 || c->body_chunked)) {
             evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            conn_schedule_flush(c);
+        }
     }
     if (c->state == ST_BODY) {
         int rc = read_body(c);
@@ -483,13 +542,10 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     struct sr_conn *c = arg;
-    if (c->state == ST_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !c->lingering)
-            linger_start(c);
-        return;
-    }
-    if (c->state == ST_HANDLING && c->req && c->req->on_drain)
-        c->req->on_drain(c->req, c->req->hook_arg);
+    /* Drained: plain sockets go back to writing from conn_flush_cb. */
+    if (c->plain && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
+    conn_written(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -632,6 +688,7 @@ void sr_resp_start(struct sr_req *r, int status, const char *reason, size_t reas
     else if (r->head.minor == 0)
         evbuffer_add(out, "Connection: keep-alive\r\n", 24);
     evbuffer_add(out, "\r\n", 2);
+    conn_schedule_flush(c);
 }
 
 void sr_resp_body(struct sr_req *r, struct evbuffer *data)
@@ -653,6 +710,7 @@ void sr_resp_body(struct sr_req *r, struct evbuffer *data)
     if (r->chunked_out)
         evbuffer_add(out, "\r\n", 2);
     r->bytes_out += n;
+    conn_schedule_flush(r->conn);
 }
 
 size_t sr_resp_pending(const struct sr_req *r)
@@ -675,6 +733,7 @@ static void req_done(struct sr_req *r, bool abort_conn)
     s->active--;
     c->req = NULL;
     req_free(r);
+    conn_schedule_flush(c);
     if (abort_conn) {
         conn_free(c);
         return;
@@ -813,6 +872,7 @@ int sr_server_new(struct event_base *base, const struct sr_server_opts *o, struc
         return -1;
     }
     evconnlistener_set_error_cb(s->listener, listener_error_cb);
+    sr_log_attach(base);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     if (getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen) == 0)
@@ -860,6 +920,7 @@ void sr_server_free(struct sr_server *s)
         evconnlistener_free(s->listener);
     while (s->conns)
         conn_free(s->conns);
+    sr_log_detach();
     if (s->ssl)
         SSL_CTX_free(s->ssl);
     free(s);

@@ -10,6 +10,14 @@
  *
  * Response bodies are delivered as they are read: content-length,
  * chunked (decoded; the edge re-frames downstream) or close-delimited.
+ *
+ * On a pooled connection the request is written at once with
+ * evbuffer_write and EV_WRITE stays disabled: a socket bufferevent would add
+ * its write event for every request and delete it once drained (two
+ * epoll_ctl calls and a loop turn). Only a request the kernel does not take
+ * whole (or a failed write, which the bufferevent then reports) enables
+ * EV_WRITE until the output has drained. New connections write through the
+ * bufferevent, which sends once connected.
  */
 #include "http/upstream.h"
 
@@ -25,6 +33,7 @@
 
 #include "core/limits.h"
 #include "http/chunked.h"
+#include "http/sockio.h"
 #include "http/util.h"
 
 enum up_state { UP_CONNECTING, UP_IDLE, UP_WAIT_HEAD, UP_BODY };
@@ -71,6 +80,7 @@ struct sr_upstream {
 };
 
 static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static int conn_attach(struct sr_up_req *q, bool allow_idle);
 static void finish_done(struct sr_up_req *q);
@@ -372,6 +382,14 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     process(c);
 }
 
+/* The bufferevent drained what the direct write left: back to writing directly. */
+static void up_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
+}
+
 static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct up_conn *c = arg;
@@ -452,7 +470,7 @@ static int conn_attach(struct sr_up_req *q, bool allow_idle)
             conn_free(c);
             return -1;
         }
-        bufferevent_setcb(c->bev, up_read_cb, NULL, up_event_cb, c);
+        bufferevent_setcb(c->bev, up_read_cb, up_write_cb, up_event_cb, c);
         c->state = UP_CONNECTING;
         struct timeval ct = {SR_UPSTREAM_CONNECT_TIMEOUT, 0};
         bufferevent_set_timeouts(c->bev, &ct, &ct);
@@ -467,7 +485,12 @@ static int conn_attach(struct sr_up_req *q, bool allow_idle)
     sr_chunked_init(&q->chunked);
     /* By reference: the request stays intact for a retry. */
     evbuffer_add_buffer_reference(bufferevent_get_output(c->bev), q->request);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->state == UP_CONNECTING) {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        return 0;
+    }
+    bufferevent_enable(c->bev, EV_READ);
+    sr_sockio_write(c->bev);
     return 0;
 }
 
