@@ -88,6 +88,7 @@ struct sr_instance {
     char partition[96];
     struct sr_snapshot_job *job; /* a restore or snapshot in flight */
     bool job_is_restore;
+    bool snap_pending; /* the backend stopped during an interval snapshot: take another */
     struct event *snap_timer;
     int64_t snap_created;
     uint64_t snap_size;
@@ -589,6 +590,10 @@ static void on_child_exit(void *arg, int code, int signo)
     /* The backend is gone, its files are quiet: the best moment for a snapshot. */
     if (m->o.store && !inst->job)
         snapshot_start(inst, expected ? "stop" : "crash");
+    else if (m->o.store)
+        /* An interval snapshot may have read the tree before the last writes: take one more
+         * when it ends, so the final state is never lost. */
+        inst->snap_pending = true;
     if (m->shutting_down) {
         check_shutdown_done(m);
         return;
@@ -653,6 +658,12 @@ static void snapshot_done(void *arg, int status, const struct sr_snapshot_result
         else
             sr_log_event("info", "route=%s snapshot %s (%llu bytes, %llu files)", inst->route,
                          r->key, (unsigned long long)r->size, (unsigned long long)r->files);
+    }
+    if (inst->snap_pending && !inst->child) {
+        inst->snap_pending = false;
+        snapshot_start(inst, "stop, after an interval snapshot");
+        if (inst->job)
+            return; /* its completion continues from here */
     }
     if (inst->state == ST_READY && m->o.snap_interval) {
         struct timeval tv = {(time_t)m->o.snap_interval, 0};

@@ -364,10 +364,6 @@ def test_run_snapshots_on_sigterm_and_restores_on_a_fresh_disk(run_dir, tmp_dir,
 # A stop while an interval snapshot is in flight must still end with a snapshot of the final state
 
 
-@pytest.mark.xfail(strict=True, reason="gateway bug: when the backend stops while an interval snapshot "
-                   "is in flight, no snapshot is taken after the stop (manager.c on_child_exit skips it "
-                   "because inst->job is set; snapshot_done never takes the missed one), so changes made "
-                   "after the interval snapshot read them are lost with the disk")
 def test_stop_during_interval_snapshot_keeps_the_final_state(instance_gateway_factory, gateway_bin, tmp_dir):
     toks = {"alpha": new_token("alpha")}
     t = toks["alpha"]
