@@ -25,6 +25,10 @@
  * callbacks). TLS connections keep the bufferevent's own writing. The flush
  * callback also writes the waiting access-log lines first, so a client that
  * has its response finds its line in the log.
+ *
+ * Reading on plain sockets uses our own persistent read event and
+ * sr_sockio_read instead of the bufferevent's EV_READ, which asks the kernel
+ * for the readable byte count (an ioctl) before every read.
  */
 #include "http/server.h"
 
@@ -83,7 +87,8 @@ struct sr_conn {
     struct bufferevent *bev;
     struct event *deadline; /* head/body must complete in SR_HEAD_TIMEOUT */
     struct event *flush;    /* activated when output was queued; runs at the end of the turn */
-    bool plain;             /* not TLS: output is written by conn_flush_cb */
+    struct event *rd; /* plain sockets: our read event (the bufferevent's EV_READ stays off) */
+    bool plain;       /* not TLS: conn_flush_cb writes, conn_recv_cb reads */
     enum conn_state state;
     struct sr_req *req;
     /* Body reading. */
@@ -110,7 +115,24 @@ struct sr_server {
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_recv_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct sr_conn *c);
+
+/* Reading on or off, through our read event (plain) or the bufferevent (TLS). */
+static void conn_reading(struct sr_conn *c, bool on)
+{
+    if (!c->plain) {
+        if (on)
+            bufferevent_enable(c->bev, EV_READ);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    if (on)
+        event_add(c->rd, NULL);
+    else
+        event_del(c->rd);
+}
 
 static const char *status_reason(int status)
 {
@@ -207,6 +229,8 @@ static void conn_free(struct sr_conn *c)
         event_free(c->deadline);
     if (c->flush)
         event_free(c->flush);
+    if (c->rd)
+        event_free(c->rd); /* before the bufferevent closes the descriptor */
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->prev)
@@ -255,7 +279,7 @@ static void conn_close_after_flush(struct sr_conn *c)
 {
     c->state = ST_CLOSING;
     evtimer_del(c->deadline);
-    bufferevent_enable(c->bev, EV_READ);
+    conn_reading(c, true);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         linger_start(c);
@@ -370,6 +394,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     c->plain = s->ssl == NULL;
+    if (c->plain && !(c->rd = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_recv_cb, c))) {
+        bufferevent_free(c->bev);
+        event_free(c->deadline);
+        event_free(c->flush);
+        free(c);
+        return;
+    }
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -382,7 +413,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (c->plain) {
         /* Socket bufferevents start with EV_WRITE enabled; conn_flush_cb writes instead. */
         bufferevent_disable(c->bev, EV_WRITE);
-        bufferevent_enable(c->bev, EV_READ);
+        conn_reading(c, true);
     } else {
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     }
@@ -528,7 +559,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     if (c->state == ST_HANDLING) {
         /* Read-ahead during a response: keep it bounded. */
         if (evbuffer_get_length(bufferevent_get_input(c->bev)) > SR_PIPELINE_MAX)
-            bufferevent_disable(c->bev, EV_READ);
+            conn_reading(c, false);
         return;
     }
     if (c->state == ST_CLOSING) {
@@ -548,6 +579,21 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     conn_written(c);
 }
 
+/* Plain sockets: our read event. End of stream and errors go where the bufferevent sends them. */
+static void conn_recv_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sr_conn *c = arg;
+    (void)fd;
+    (void)what;
+    ssize_t n = sr_sockio_read(c->bev);
+    if (n > 0)
+        conn_read_cb(c->bev, c);
+    else if (n == 0)
+        conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+}
+
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct sr_conn *c = arg;
@@ -557,7 +603,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == ST_CLOSING &&
         evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
         /* The client half-closed while we still flush the last response. */
-        bufferevent_disable(c->bev, EV_READ);
+        conn_reading(c, false);
         return;
     }
     conn_free(c);
@@ -743,7 +789,7 @@ static void req_done(struct sr_req *r, bool abort_conn)
         return;
     }
     c->state = ST_HEAD;
-    bufferevent_enable(c->bev, EV_READ);
+    conn_reading(c, true);
     arm_deadline(c, SR_KEEPALIVE_TIMEOUT);
     /* A pipelined request may already be waiting. */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)

@@ -18,6 +18,11 @@
  * whole (or a failed write, which the bufferevent then reports) enables
  * EV_WRITE until the output has drained. New connections write through the
  * bufferevent, which sends once connected.
+ *
+ * Reading uses our own persistent read event (created once connected) and
+ * sr_sockio_read, not the bufferevent's EV_READ, which asks the kernel for
+ * the readable byte count (an ioctl) before every read. The wait for the
+ * response head is that event's timeout.
  */
 #include "http/upstream.h"
 
@@ -42,6 +47,7 @@ enum body_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_EOF };
 struct up_conn {
     struct sr_upstream *u;
     struct bufferevent *bev;
+    struct event *rd; /* our read event, once connected (the bufferevent's EV_READ stays off) */
     struct event *idle_timer;
     enum up_state state;
     bool reused;
@@ -80,6 +86,7 @@ struct sr_upstream {
 };
 
 static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_recv_cb(evutil_socket_t fd, short what, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static int conn_attach(struct sr_up_req *q, bool allow_idle);
@@ -138,9 +145,25 @@ static void conn_free(struct up_conn *c)
         return;
     if (c->idle_timer)
         event_free(c->idle_timer);
+    if (c->rd)
+        event_free(c->rd); /* before the bufferevent closes the descriptor */
     if (c->bev)
         bufferevent_free(c->bev);
     free(c);
+}
+
+/* Read with the given timeout (NULL: none), or stop reading (on false). */
+static void up_reading(struct up_conn *c, bool on, const struct timeval *timeout)
+{
+    if (!c->rd)
+        return;
+    if (!on) {
+        event_del(c->rd);
+        return;
+    }
+    event_add(c->rd, timeout);
+    if (!timeout)
+        event_remove_timer(c->rd);
 }
 
 static void idle_remove(struct sr_upstream *u, struct up_conn *c)
@@ -254,8 +277,7 @@ static void conn_release(struct up_conn *c, bool reusable)
     }
     c->state = UP_IDLE;
     c->reused = true;
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
-    bufferevent_enable(c->bev, EV_READ); /* notice the server closing it */
+    up_reading(c, true, NULL); /* notice the server closing it */
     struct timeval tv = {SR_POOL_IDLE_TIMEOUT, 0};
     evtimer_add(c->idle_timer, &tv);
     c->next = u->idle;
@@ -356,7 +378,7 @@ static void process(struct up_conn *c)
             q->mode = BODY_EOF;
         c->state = UP_BODY;
         /* No timeout once the head is here: SSE bodies may stay quiet for ever. */
-        bufferevent_set_timeouts(c->bev, NULL, NULL);
+        event_remove_timer(c->rd);
         q->cbs.on_head(q->arg, &h);
         evbuffer_drain(in, (size_t)rc);
     }
@@ -367,6 +389,27 @@ static void process(struct up_conn *c)
         finish_error(q, "the upstream sent a malformed chunked body", true);
     else if (rc == 1)
         finish_done(q);
+}
+
+static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Our read event: data, end of stream, errors and the head timeout, as the bufferevent reports
+ * them. */
+static void up_recv_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct up_conn *c = arg;
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        up_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, c);
+        return;
+    }
+    ssize_t n = sr_sockio_read(c->bev);
+    if (n > 0)
+        up_read_cb(c->bev, c);
+    else if (n == 0)
+        up_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        up_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
 }
 
 static void up_read_cb(struct bufferevent *bev, void *arg)
@@ -397,9 +440,16 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         c->state = UP_WAIT_HEAD;
         struct timeval rt = {SR_UPSTREAM_HEAD_TIMEOUT, 0};
-        bufferevent_set_timeouts(c->bev, &rt, NULL);
+        bufferevent_set_timeouts(c->bev, NULL, NULL);
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
         int one = 1;
-        setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->rd = event_new(c->u->base, fd, EV_READ | EV_PERSIST, up_recv_cb, c);
+        if (!c->rd) {
+            finish_error(c->q, "the gateway is out of memory", false);
+            return;
+        }
+        up_reading(c, true, &rt);
         return;
     }
     if (c->state == UP_IDLE) {
@@ -458,7 +508,7 @@ static int conn_attach(struct sr_up_req *q, bool allow_idle)
         evtimer_del(c->idle_timer);
         c->state = UP_WAIT_HEAD;
         struct timeval rt = {SR_UPSTREAM_HEAD_TIMEOUT, 0};
-        bufferevent_set_timeouts(c->bev, &rt, NULL);
+        up_reading(c, true, &rt);
     } else {
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -470,7 +520,7 @@ static int conn_attach(struct sr_up_req *q, bool allow_idle)
             conn_free(c);
             return -1;
         }
-        bufferevent_setcb(c->bev, up_read_cb, up_write_cb, up_event_cb, c);
+        bufferevent_setcb(c->bev, NULL, up_write_cb, up_event_cb, c);
         c->state = UP_CONNECTING;
         struct timeval ct = {SR_UPSTREAM_CONNECT_TIMEOUT, 0};
         bufferevent_set_timeouts(c->bev, &ct, &ct);
@@ -484,12 +534,12 @@ static int conn_attach(struct sr_up_req *q, bool allow_idle)
     q->got_bytes = false;
     sr_chunked_init(&q->chunked);
     /* By reference: the request stays intact for a retry. */
-    evbuffer_add_buffer_reference(bufferevent_get_output(c->bev), q->request);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_buffer_reference(out, q->request);
     if (c->state == UP_CONNECTING) {
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        bufferevent_enable(c->bev, EV_WRITE); /* sends once connected */
         return 0;
     }
-    bufferevent_enable(c->bev, EV_READ);
     sr_sockio_write(c->bev);
     return 0;
 }
@@ -530,9 +580,9 @@ void sr_up_pause(struct sr_up_req *q, bool pause)
         return;
     q->paused = pause;
     if (pause) {
-        bufferevent_disable(q->c->bev, EV_READ);
+        up_reading(q->c, false, NULL);
     } else {
-        bufferevent_enable(q->c->bev, EV_READ);
+        up_reading(q->c, true, NULL);
         /* Bytes read before the pause are still waiting in the input buffer. */
         if (evbuffer_get_length(bufferevent_get_input(q->c->bev)) > 0)
             process(q->c);
