@@ -78,6 +78,26 @@ static void fill_health(struct serve *s)
     h->p_state = sr_instances_store_state(s->instances);
 }
 
+/* The store settings point into the configuration, which SIGHUP replaces: keep copies
+ * (a new store needs a restart). */
+static void own_store(struct sr_store_config *sc)
+{
+    const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,  &sc->region,
+                         &sc->bucket, &sc->access_key, &sc->secret_key};
+    for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++)
+        *ss[i] = *ss[i] ? strdup(*ss[i]) : NULL;
+}
+
+static void free_store(struct sr_store_config *sc)
+{
+    const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,  &sc->region,
+                         &sc->bucket, &sc->access_key, &sc->secret_key};
+    for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++) {
+        free((char *)*ss[i]);
+        *ss[i] = NULL;
+    }
+}
+
 static void instances_stopped(void *arg)
 {
     struct serve *s = arg;
@@ -316,6 +336,8 @@ static int gateway_main(bool run, int argc, char **argv)
             goto out;
         }
         s.has_store = hs > 0;
+        if (s.has_store)
+            own_store(&s.store);
         const char *iid = NULL;
         if (run) {
             iid = sr_config_get(&s.cfg, SR_SET_INSTANCE_ID);
@@ -408,6 +430,8 @@ out:
     sr_instances_free(s.instances);
     free(s.backend_cmd);
     free(s.seed);
+    if (s.has_store)
+        free_store(&s.store);
     sr_upstream_free(s.upstream);
     if (s.base)
         event_base_free(s.base);

@@ -298,21 +298,15 @@ static bool secret_env(const char *kv)
 
 static char **build_env(const struct sr_instance *inst)
 {
-    size_t n = 0, extra = 0;
+    size_t n = 0;
     for (char **e = environ; *e; e++)
         n++;
-    if (inst->m->o.extra_env)
-        for (char *const *e = inst->m->o.extra_env; *e; e++)
-            extra++;
-    char **env = calloc(n + extra + 8, sizeof(char *));
+    char **env = calloc(n + 8, sizeof(char *));
     if (!env)
         return NULL;
     size_t k = 0;
     for (char **e = environ; *e; e++)
         if (!secret_env(*e))
-            env[k++] = strdup(*e);
-    if (inst->m->o.extra_env)
-        for (char *const *e = inst->m->o.extra_env; *e; e++)
             env[k++] = strdup(*e);
     char buf[PATH_MAX + 32];
     snprintf(buf, sizeof(buf), "SERENA_HOME=%s/home", inst->dir);
@@ -930,8 +924,42 @@ int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
     m->base = base;
     m->o = *o;
     m->o.state_dir = m->state_dir;
+    /* Own copies: the caller's configuration is replaced on SIGHUP. */
+    const char **strs[] = {&m->o.backend_cmd,   &m->o.self_exe,       &m->o.seed_config,
+                           &m->o.seed_name,     &m->o.sandbox,        &m->o.snap_prefix,
+                           &m->o.snap_excludes, &m->o.partition_mode, &m->o.instance_id};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        *strs[i] = *strs[i] ? strdup(*strs[i]) : NULL;
+    if (o->store) {
+        struct sr_store_config *sc = calloc(1, sizeof(*sc));
+        if (sc) {
+            *sc = *o->store;
+            const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,  &sc->region,
+                                 &sc->bucket, &sc->access_key, &sc->secret_key};
+            for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++)
+                *ss[i] = *ss[i] ? strdup(*ss[i]) : NULL;
+        }
+        m->o.store = sc;
+    }
     *out = m;
     return 0;
+}
+
+static void free_opts(struct sr_inst_opts *o)
+{
+    const char **strs[] = {&o->backend_cmd,   &o->self_exe,       &o->seed_config,
+                           &o->seed_name,     &o->sandbox,        &o->snap_prefix,
+                           &o->snap_excludes, &o->partition_mode, &o->instance_id};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free((char *)*strs[i]);
+    if (o->store) {
+        struct sr_store_config *sc = (struct sr_store_config *)o->store;
+        const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,  &sc->region,
+                             &sc->bucket, &sc->access_key, &sc->secret_key};
+        for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++)
+            free((char *)*ss[i]);
+        free(sc);
+    }
 }
 
 void sr_instances_free(struct sr_instances *m)
@@ -945,6 +973,7 @@ void sr_instances_free(struct sr_instances *m)
             remove_pidfile(inst);
         inst_free(inst);
     }
+    free_opts(&m->o);
     free(m);
 }
 

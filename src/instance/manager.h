@@ -41,7 +41,6 @@ struct sr_inst_opts {
     const char *self_exe;
     const char *seed_config; /* text written to home/<seed_name> on first start, or NULL */
     const char *seed_name;   /* e.g. "serena_config.yml" */
-    char *const *extra_env;  /* "NAME=value" added to every backend's environment */
     uint32_t max_instances;
     uint32_t sleep_after;   /* seconds; 0: never (run: the platform sleeps the container) */
     uint32_t start_timeout; /* seconds */
