@@ -119,10 +119,16 @@ static void fail_502(struct sr_req *r, const char *rpc_id, const char *what)
     sr_relay_fail(r, 502, 0, rpc_id, what);
 }
 
+/* Header lines of the response being started; sr_resp_start moves them out, so one
+ * buffer serves every response (single-threaded loop) without an allocation each. */
+static struct evbuffer *g_head_lines;
+
 static void on_head(void *arg, const struct sr_http_head *h)
 {
     struct relay *x = arg;
-    struct evbuffer *hl = evbuffer_new();
+    if (!g_head_lines)
+        g_head_lines = evbuffer_new();
+    struct evbuffer *hl = g_head_lines;
     if (hl) {
         for (uint32_t i = 0; i < h->nh; i++) {
             const struct sr_http_header *e = &h->h[i];
@@ -138,8 +144,8 @@ static void on_head(void *arg, const struct sr_http_head *h)
     }
     int64_t cl = h->chunked ? -1 : h->content_length;
     sr_resp_start(x->r, h->status, h->reason.p, h->reason.n, hl, cl);
-    if (hl)
-        evbuffer_free(hl);
+    if (hl) /* empty unless the client was gone (nothing was moved out) */
+        evbuffer_drain(hl, evbuffer_get_length(hl));
 }
 
 static void on_data(void *arg, struct evbuffer *data)

@@ -33,6 +33,7 @@
 #include "http/server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,11 +61,14 @@ enum conn_state { ST_HEAD, ST_BODY, ST_HANDLING, ST_CLOSING };
 
 struct sr_conn;
 
+/* Request storage is kept by its connection for the next request (see req_get). */
 struct sr_req {
-    struct sr_conn *conn;
+    /* Kept from one request to the next. */
     char *head_buf; /* copy of the head bytes; spans in `head` point into it */
-    struct sr_http_head head;
+    size_t head_cap;
     struct evbuffer *body;
+    /* Cleared for every request: everything from `conn` up to `head`. */
+    struct sr_conn *conn;
     uint64_t t_start;
     /* Response. */
     int status;
@@ -80,7 +84,12 @@ struct sr_req {
     sr_req_hook_cb on_abort;
     sr_req_hook_cb on_drain;
     void *hook_arg;
+    /* Written by the parser (which resets every field it reports). */
+    struct sr_http_head head;
 };
+
+/* A kept head copy larger than this is dropped rather than kept for the next request. */
+#define REQ_HEAD_KEEP 4096
 
 struct sr_conn {
     struct sr_server *srv;
@@ -91,6 +100,7 @@ struct sr_conn {
     bool plain;       /* not TLS: conn_flush_cb writes, conn_recv_cb reads */
     enum conn_state state;
     struct sr_req *req;
+    struct sr_req *spare; /* storage for the next request, parsed into before it starts */
     /* Body reading. */
     int64_t body_left; /* content-length mode: bytes still to read */
     bool body_chunked;
@@ -188,6 +198,65 @@ static void req_free(struct sr_req *r)
     free(r);
 }
 
+/*
+ * Storage for the connection's next request: its spare, else a new one (NULL
+ * when out of memory). Why kept: a request's struct (4.5 KiB, most of it
+ * header spans), head copy and body buffer were allocated, cleared and freed
+ * for every request of a keep-alive connection.
+ */
+static struct sr_req *req_get(struct sr_conn *c)
+{
+    if (c->spare)
+        return c->spare;
+    struct sr_req *r = malloc(sizeof(*r));
+    if (!r)
+        return NULL;
+    r->head_buf = NULL;
+    r->head_cap = 0;
+    r->body = evbuffer_new();
+    if (!r->body) {
+        free(r);
+        return NULL;
+    }
+    c->spare = r;
+    return r;
+}
+
+/* A finished request's storage goes back to its connection, or is freed. */
+static void req_release(struct sr_conn *c, struct sr_req *r)
+{
+    if (!c || c->spare) {
+        req_free(r);
+        return;
+    }
+    evbuffer_drain(r->body, evbuffer_get_length(r->body));
+    if (r->head_cap > REQ_HEAD_KEEP) {
+        free(r->head_buf);
+        r->head_buf = NULL;
+        r->head_cap = 0;
+    }
+    c->spare = r;
+}
+
+static void span_move(struct sr_span *sp, const char *from, char *to)
+{
+    if (sp->p)
+        sp->p = to + (sp->p - from);
+}
+
+/* The parser's spans point into `from`; make them point into the copy `to`. */
+static void head_move(struct sr_http_head *h, const char *from, char *to)
+{
+    span_move(&h->method, from, to);
+    span_move(&h->target, from, to);
+    span_move(&h->path, from, to);
+    span_move(&h->reason, from, to);
+    for (uint32_t i = 0; i < h->nh; i++) {
+        span_move(&h->h[i].name, from, to);
+        span_move(&h->h[i].value, from, to);
+    }
+}
+
 static void req_finish_log(struct sr_req *r)
 {
     const struct sr_http_head *h = &r->head;
@@ -225,6 +294,7 @@ static void conn_free(struct sr_conn *c)
         }
         req_free(r);
     }
+    req_free(c->spare);
     if (c->deadline)
         event_free(c->deadline);
     if (c->flush)
@@ -320,7 +390,7 @@ static void conn_fail(struct sr_conn *c, int status, const char *msg)
 {
     char body[SR_ERROR_BODY_MAX];
     if (c->req && !c->req->dispatched) {
-        req_free(c->req);
+        req_release(c, c->req);
         c->req = NULL;
     }
     int n = sr_error_body(body, sizeof(body), SR_RPC_INVALID_REQUEST, msg, NULL, 0);
@@ -422,25 +492,26 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 /* ---- reading requests ---------------------------------------------------- */
 
-static void start_request(struct sr_conn *c, const char *head, size_t head_len,
-                          const struct sr_http_head *parsed)
+/* c->spare holds a request head parsed from `head`: start it. */
+static void start_request(struct sr_conn *c, const char *head, size_t head_len)
 {
-    struct sr_req *r = calloc(1, sizeof(*r));
-    if (!r) {
-        conn_fail(c, 500, "The gateway is out of memory.");
-        return;
-    }
-    r->head_buf = malloc(head_len);
-    r->body = evbuffer_new();
-    if (!r->head_buf || !r->body) {
-        req_free(r);
-        conn_fail(c, 500, "The gateway is out of memory.");
-        return;
+    struct sr_req *r = c->spare;
+    if (r->head_cap < head_len) {
+        size_t cap = head_len < 1024 ? 1024 : head_len;
+        char *nb = malloc(cap);
+        if (!nb) {
+            conn_fail(c, 500, "The gateway is out of memory.");
+            return;
+        }
+        free(r->head_buf);
+        r->head_buf = nb;
+        r->head_cap = cap;
     }
     memcpy(r->head_buf, head, head_len);
-    /* Re-parse over our own copy so every span points into head_buf. */
-    sr_http_parse_request(r->head_buf, head_len, SR_MAX_HEADERS, &r->head);
-    (void)parsed;
+    /* Our own copy (the input buffer is drained next): move every span into it. */
+    head_move(&r->head, head, r->head_buf);
+    c->spare = NULL;
+    memset(&r->conn, 0, offsetof(struct sr_req, head) - offsetof(struct sr_req, conn));
     r->conn = c;
     memcpy(r->peer, c->peer, sizeof(r->peer));
     r->t_start = sr_now_us();
@@ -506,8 +577,12 @@ static void conn_process(struct sr_conn *c)
         /* Contiguous view of at most the head limit (+4 to see the terminator). */
         size_t look = avail < SR_MAX_HEADERS + 4 ? avail : SR_MAX_HEADERS + 4;
         const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
-        struct sr_http_head h;
-        int rc = sr_http_parse_request(buf, look, SR_MAX_HEADERS, &h);
+        struct sr_req *next = req_get(c);
+        if (!next) {
+            conn_fail(c, 500, "The gateway is out of memory.");
+            return;
+        }
+        int rc = sr_http_parse_request(buf, look, SR_MAX_HEADERS, &next->head);
         if (rc == SR_HTTP_E_MORE) {
             if (c->req == NULL)
                 arm_deadline(c, SR_HEAD_TIMEOUT);
@@ -528,11 +603,12 @@ static void conn_process(struct sr_conn *c)
                 conn_fail(c, 400, "The request is not valid HTTP/1.1.");
             return;
         }
-        if (h.content_length > 0 && (uint64_t)h.content_length > c->srv->o.max_body) {
+        if (next->head.content_length > 0 &&
+            (uint64_t)next->head.content_length > c->srv->o.max_body) {
             body_too_large(c);
             return;
         }
-        start_request(c, buf, (size_t)rc, &h);
+        start_request(c, buf, (size_t)rc);
         if (!c->req)
             return;
         evbuffer_drain(in, (size_t)rc);
@@ -778,7 +854,7 @@ static void req_done(struct sr_req *r, bool abort_conn)
     struct sr_server *s = c->srv;
     s->active--;
     c->req = NULL;
-    req_free(r);
+    req_release(c, r);
     conn_schedule_flush(c);
     if (abort_conn) {
         conn_free(c);
