@@ -128,7 +128,7 @@ static void fill_request(struct sr_req *r, struct sr_request *q)
     size_t toklen;
     if (auth && sr_auth_parse_bearer(auth, an, &tok, &toklen) == 0) {
         q->has_bearer = true;
-        SHA256((const unsigned char *)tok, toklen, q->digest);
+        sr_req_token_digest(r, tok, toklen, q->digest);
     }
     struct evbuffer *body = sr_req_body(r);
     q->body_len = evbuffer_get_length(body);

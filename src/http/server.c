@@ -47,7 +47,9 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include "core/errors.h"
@@ -108,6 +110,10 @@ struct sr_conn {
     bool keep_alive;
     bool lingering;
     char peer[64];
+    /* The last bearer token and its SHA-256 (sr_req_token_digest); tok_len 0: none. */
+    size_t tok_len;
+    char tok[SR_TOKEN_CACHE_MAX];
+    uint8_t tok_digest[SHA256_DIGEST_LENGTH];
     struct sr_conn *prev, *next;
 };
 
@@ -310,6 +316,7 @@ static void conn_free(struct sr_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    OPENSSL_cleanse(c->tok, sizeof(c->tok));
     free(c);
 }
 
@@ -707,6 +714,21 @@ bool sr_req_client_alive(const struct sr_req *r)
     return r->conn != NULL;
 }
 
+void sr_req_token_digest(struct sr_req *r, const char *tok, size_t n, uint8_t out[32])
+{
+    struct sr_conn *c = r->conn;
+    if (c && n > 0 && n == c->tok_len && CRYPTO_memcmp(tok, c->tok, n) == 0) {
+        memcpy(out, c->tok_digest, SHA256_DIGEST_LENGTH);
+        return;
+    }
+    SHA256((const unsigned char *)tok, n, out);
+    if (c && n > 0 && n <= sizeof(c->tok)) {
+        memcpy(c->tok, tok, n);
+        c->tok_len = n;
+        memcpy(c->tok_digest, out, SHA256_DIGEST_LENGTH);
+    }
+}
+
 /* Bounded copy with truncation, as snprintf("%s") but without its cost per request. */
 static void copy_str(char *dst, size_t cap, const char *src)
 {
@@ -748,16 +770,22 @@ static char *fmt_u64(char *buf, uint64_t v, unsigned base)
     return p;
 }
 
-static void add_content_length(struct evbuffer *out, int64_t n)
+/* Appends to a small fixed buffer; the caller sized it for everything it appends. */
+struct piece_buf {
+    char *p;
+    size_t n;
+};
+
+static void piece(struct piece_buf *b, const char *s, size_t n)
 {
-    char num[24];
-    char *p = fmt_u64(num, (uint64_t)n, 10);
-    evbuffer_add(out, "Content-Length: ", 16);
-    evbuffer_add(out, p, (size_t)(num + sizeof(num) - p));
-    evbuffer_add(out, "\r\n", 2);
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
 }
 
 /* Response heads are built from pieces rather than with printf: this runs for every request. */
+/* A response head this long or shorter goes out with one evbuffer_add (one output callback). */
+#define RESP_HEAD_STACK 2048
+
 void sr_resp_start(struct sr_req *r, int status, const char *reason, size_t reason_len,
                    struct evbuffer *header_lines, int64_t content_length)
 {
@@ -772,6 +800,28 @@ void sr_resp_start(struct sr_req *r, int status, const char *reason, size_t reas
         reason = status_reason(status);
         reason_len = strlen(reason);
     }
+    /* Framing lines first (they decide chunked_out / close_delimited), at most
+     * 16 + 20 + 2 + 24 + 2 bytes. */
+    char fr_mem[96], num[24];
+    struct piece_buf fr = {fr_mem, 0};
+    if ((bodiless && content_length >= 0 && head_request(r)) ||
+        (!bodiless && content_length >= 0)) {
+        char *d = fmt_u64(num, (uint64_t)content_length, 10);
+        piece(&fr, "Content-Length: ", 16);
+        piece(&fr, d, (size_t)(num + sizeof(num) - d));
+        piece(&fr, "\r\n", 2);
+    } else if (!bodiless && r->head.minor >= 1) {
+        r->chunked_out = true;
+        piece(&fr, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (!bodiless) {
+        r->close_delimited = true;
+        c->keep_alive = false;
+    }
+    if (!c->keep_alive)
+        piece(&fr, "Connection: close\r\n", 19);
+    else if (r->head.minor == 0)
+        piece(&fr, "Connection: keep-alive\r\n", 24);
+    piece(&fr, "\r\n", 2);
     /* "HTTP/1.1 200 " then the reason: the status is clamped to three digits as a
      * parsed or chosen status always is. */
     unsigned st = status < 0 ? 0u : status > 999 ? 999u : (unsigned)status;
@@ -788,28 +838,25 @@ void sr_resp_start(struct sr_req *r, int status, const char *reason, size_t reas
                      (char)('0' + st / 10 % 10),
                      (char)('0' + st % 10),
                      ' '};
-    evbuffer_add(out, line, sizeof(line));
-    evbuffer_add(out, reason, reason_len);
-    evbuffer_add(out, "\r\n", 2);
-    if (header_lines)
-        evbuffer_add_buffer(out, header_lines);
-    if (bodiless) {
-        if (content_length >= 0 && head_request(r))
-            add_content_length(out, content_length);
-    } else if (content_length >= 0) {
-        add_content_length(out, content_length);
-    } else if (r->head.minor >= 1) {
-        r->chunked_out = true;
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    size_t hl_len = header_lines ? evbuffer_get_length(header_lines) : 0;
+    if (sizeof(line) + reason_len + 2 + hl_len + fr.n <= RESP_HEAD_STACK) {
+        char mem[RESP_HEAD_STACK];
+        struct piece_buf b = {mem, 0};
+        piece(&b, line, sizeof(line));
+        piece(&b, reason, reason_len);
+        piece(&b, "\r\n", 2);
+        int got = hl_len ? evbuffer_remove(header_lines, b.p + b.n, hl_len) : 0;
+        b.n += got > 0 ? (size_t)got : 0;
+        piece(&b, fr.p, fr.n);
+        evbuffer_add(out, b.p, b.n);
     } else {
-        r->close_delimited = true;
-        c->keep_alive = false;
+        evbuffer_add(out, line, sizeof(line));
+        evbuffer_add(out, reason, reason_len);
+        evbuffer_add(out, "\r\n", 2);
+        if (header_lines)
+            evbuffer_add_buffer(out, header_lines);
+        evbuffer_add(out, fr.p, fr.n);
     }
-    if (!c->keep_alive)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    else if (r->head.minor == 0)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
     conn_schedule_flush(c);
 }
 

@@ -60,6 +60,15 @@ struct evbuffer *sr_req_body(struct sr_req *r);
 const char *sr_req_header(const struct sr_req *r, const char *name, size_t *n);
 bool sr_req_client_alive(const struct sr_req *r);
 
+/*
+ * out = SHA-256 of tok[0..n), a bearer token this request carries. The last
+ * digest is cached per connection (tokens up to SR_TOKEN_CACHE_MAX bytes): a
+ * keep-alive client sends the same token with every request. The cached
+ * token is compared in constant time and wiped when the connection closes.
+ */
+#define SR_TOKEN_CACHE_MAX 128
+void sr_req_token_digest(struct sr_req *r, const char *tok, size_t n, uint8_t out[32]);
+
 /* What the access log prints for this request (copied). */
 void sr_req_set_route(struct sr_req *r, const char *route);
 void sr_req_set_rpc_method(struct sr_req *r, const char *m);
