@@ -15,12 +15,16 @@
 # Knobs (environment): BENCH_DURATION (8 s), BENCH_WARMUP (1 s), BENCH_ROUNDS (5),
 # BENCH_CONNS (50), BENCH_THREADS (2), BENCH_STREAMS (1000), SR_BIN (build/serena-remote),
 # BENCH_LAT_ROUNDS (3) and BENCH_LAT_DURATION (2 s) for the 1-connection latency runs,
-# BENCH_KEEP=1 keeps the temp directory (configs, logs, raw wrk output).
+# BENCH_KEEP=1 keeps the temp directory (configs, logs, raw wrk output), SR_BIN_BEFORE (another
+# serena-remote binary, e.g. an older build, measured as a fourth target "serena-remote-before"
+# in the same interleaved rounds so that before/after figures share the machine's noise;
+# SR_BIN_BEFORE_LABEL describes it in the report, e.g. "build of git abc1234").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
 BIN=${SR_BIN:-$ROOT/build/serena-remote}
+BIN_BEFORE=${SR_BIN_BEFORE:-}
 DURATION=${BENCH_DURATION:-8}
 WARMUP=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-5}
@@ -49,6 +53,12 @@ cp "$BIN" "$WORK/serena-remote"
 BIN_SRC=$BIN
 BIN="$WORK/serena-remote"
 SR_VERSION=$("$BIN" --version 2>&1 | head -1)
+if [ -n "$BIN_BEFORE" ]; then
+    [ -x "$BIN_BEFORE" ] || die "SR_BIN_BEFORE=$BIN_BEFORE is not an executable"
+    cp "$BIN_BEFORE" "$WORK/serena-remote-before"
+    BIN_BEFORE_SRC=$BIN_BEFORE
+    BIN_BEFORE="$WORK/serena-remote-before"
+fi
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- src CMakeLists.txt 2>/dev/null || GIT_REV="$GIT_REV + uncommitted src changes"
 
@@ -137,7 +147,7 @@ if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((2 * STREAMS + 256)) ]; then
 fi
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-read -r P_BACKEND P_PROXY P_GW P_SSE_UP P_SSE_GW < <(free_ports 5)
+read -r P_BACKEND P_PROXY P_GW P_SSE_UP P_SSE_GW P_GW_BEFORE < <(free_ports 6)
 
 # ---------------------------------------------------------------------------------------------
 # 1. Backend nginx and 2. reverse-proxy nginx.
@@ -223,6 +233,17 @@ sleep 0.5
 RSS_IDLE=$(rss_kib "$PID_GW")
 log "serena-remote idle RSS ${RSS_IDLE} KiB"
 
+if [ -n "$BIN_BEFORE" ]; then
+    mkdir -p "$WORK/gw-before"
+    start /dev/null env API_TOKENS_JSON="$TOKENS_JSON" \
+        "$BIN_BEFORE" serve --listen "$HOST:$P_GW_BEFORE" --upstream "http://$HOST:$P_BACKEND/mcp" \
+        --state-dir "$WORK/gw-before/state" --drain-timeout 2s
+    PID_GW_BEFORE=$STARTED_PID
+    wait_http "serena-remote-before" "$PID_GW_BEFORE" "http://$HOST:$P_GW_BEFORE/health"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "${POST_ARGS[@]}" "http://$HOST:$P_GW_BEFORE/mcp")
+    [ "$code" = 200 ] || die "serena-remote-before answered $code to the benchmark request"
+fi
+
 # ---------------------------------------------------------------------------------------------
 # 4. wrk: warm-up + measured run per target, targets interleaved, order rotated each round.
 
@@ -232,6 +253,10 @@ declare -A URL=(
     [nginx-proxy]="http://$HOST:$P_PROXY/mcp"
     [serena-remote]="http://$HOST:$P_GW/mcp"
 )
+if [ -n "$BIN_BEFORE" ]; then
+    TARGETS+=(serena-remote-before)
+    URL[serena-remote-before]="http://$HOST:$P_GW_BEFORE/mcp"
+fi
 declare -A RPS P50 P99 BAD
 
 run_wrk() { # run_wrk TARGET SECONDS OUTFILE [CONNECTIONS THREADS]
@@ -289,6 +314,7 @@ for t in "${TARGETS[@]}"; do
 done
 
 stop_pid "$PID_GW"
+[ -z "$BIN_BEFORE" ] || stop_pid "$PID_GW_BEFORE"
 stop_pid "$PID_PROXY"
 stop_pid "$PID_BACKEND"
 
@@ -384,6 +410,11 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "| added p50 over direct, nginx-proxy (reference) | $ADD_PROXY µs | | |"
     echo "| added p50 over direct at 1 connection, serena-remote | $ADD1_GW µs | (≤ 100 µs) | $(pass "$ADD1_GW <= 100") |"
     echo "| added p50 over direct at 1 connection, nginx-proxy | $ADD1_PROXY µs | | |"
+    if [ -n "$BIN_BEFORE" ]; then
+        echo "| req/s ratio serena-remote-before / nginx-proxy (same run) | $(calc '%.2f' "${M_RPS[serena-remote-before]} / ${M_RPS[nginx-proxy]}") | | |"
+        echo "| added p50 over direct, serena-remote-before | $(calc '%.0f' "${M_P50[serena-remote-before]} - ${M_P50[direct]}") µs | | |"
+        echo "| added p50 over direct at 1 connection, serena-remote-before | $(calc '%.0f' "${M_L50[serena-remote-before]} - ${M_L50[direct]}") µs | | |"
+    fi
     echo "| idle RSS serena-remote | $IDLE_MIB MiB | ≤ 8 MiB | $(pass "$IDLE_MIB <= 8") |"
     echo "| RSS per idle SSE stream ($STREAMS streams) | $PER_STREAM KiB | ≤ 32 KiB | $(pass "$PER_STREAM <= 32") |"
     echo
@@ -397,6 +428,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "load average before the run $LOAD_BEFORE (wrk, both nginx and the gateway share these CPUs)."
     echo "Versions: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'),"
     echo "$SR_VERSION (${BIN_SRC#"$ROOT"/}, git $GIT_REV), Python $(python3 -c 'import platform; print(platform.python_version())')."
+    [ -z "$BIN_BEFORE" ] || echo "serena-remote-before: ${SR_BIN_BEFORE_LABEL:-$BIN_BEFORE_SRC} (SR_BIN_BEFORE), same flags and backend."
     echo
     echo "Command: \`make bench\` (or \`bench/run.sh\`)."
 } >"$WORK/results.md"
