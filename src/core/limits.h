@@ -51,6 +51,12 @@
 #define SR_UPSTREAM_MAX_HEAD (64u * 1024u)
 #define SR_BACKGROUND_MAX    256 /* shim deliveries in flight */
 
+/* Edge I/O: access-log batching, reads per call, per-connection token cache. */
+#define SR_LOG_BUF_MAX     (16u * 1024u)
+#define SR_LOG_FLUSH_MS    50
+#define SR_SOCKIO_READ_MAX (16u * 1024u)
+#define SR_TOKEN_CACHE_MAX 128
+
 /* Peeked JSON-RPC fields kept by request classification. */
 #define SR_RPC_METHOD_MAX 128
 #define SR_RPC_ID_MAX     256

@@ -14,13 +14,13 @@
 #define SR_HTTP_LOG_H
 
 #include <stddef.h>
+
+#include "core/limits.h"
 #include <stdint.h>
 
 #include <event2/event.h>
 
 /* Batched access lines: at most this many bytes wait, for at most this long. */
-#define SR_LOG_BUF_MAX  (16u * 1024u)
-#define SR_LOG_FLUSH_MS 50
 
 enum sr_log_format { SR_LOG_TEXT = 0, SR_LOG_JSON = 1 };
 

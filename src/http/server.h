@@ -66,7 +66,6 @@ bool sr_req_client_alive(const struct sr_req *r);
  * keep-alive client sends the same token with every request. The cached
  * token is compared in constant time and wiped when the connection closes.
  */
-#define SR_TOKEN_CACHE_MAX 128
 void sr_req_token_digest(struct sr_req *r, const char *tok, size_t n, uint8_t out[32]);
 
 /* What the access log prints for this request (copied). */

@@ -16,10 +16,10 @@
 
 #include <sys/types.h>
 
+#include "core/limits.h"
 #include <event2/bufferevent.h>
 
 /* Bytes one sr_sockio_read takes at most (a stack buffer). */
-#define SR_SOCKIO_READ_MAX (16u * 1024u)
 
 /*
  * Write as much of bev's output as the socket takes now, without blocking.
