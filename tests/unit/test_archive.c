@@ -293,6 +293,77 @@ static void test_hostile(void **state)
     assert_true(lstat("/tmp/sr-abs-escape.txt", &st) < 0);
 }
 
+/* Several entries in one archive: {path, type, link target or NULL}. */
+struct ent {
+    const char *path;
+    unsigned type;
+    const char *link;
+};
+
+static void refused_chain(const struct ent *list, size_t n, const char *outside)
+{
+    static struct mem m;
+    char box[512], stage[512], err[256];
+    snprintf(box, sizeof(box), "%s/box", root);
+    snprintf(stage, sizeof(stage), "%s/box/stage/in", root);
+    sr_archive_rmtree(box);
+    assert_int_equal(mkdir(box, 0700), 0);
+    snprintf(err, sizeof(err), "%s/box/stage", root);
+    assert_int_equal(mkdir(err, 0700), 0);
+    assert_int_equal(mkdir(stage, 0700), 0);
+    struct archive *a = archive_write_new();
+    archive_write_add_filter_zstd(a);
+    archive_write_set_format_pax_restricted(a);
+    archive_write_set_bytes_in_last_block(a, 1);
+    m.len = 0;
+    assert_int_equal(archive_write_open2(a, &m, NULL, mem_write, NULL, NULL), ARCHIVE_OK);
+    struct archive_entry *e = archive_entry_new();
+    for (size_t i = 0; i < n; i++) {
+        archive_entry_clear(e);
+        archive_entry_set_pathname(e, list[i].path);
+        archive_entry_set_filetype(e, list[i].type);
+        archive_entry_set_perm(e, 0755);
+        if (list[i].link)
+            archive_entry_set_symlink(e, list[i].link);
+        archive_entry_set_size(e, list[i].type == AE_IFREG ? 1 : 0);
+        assert_true(archive_write_header(a, e) >= ARCHIVE_WARN);
+        if (list[i].type == AE_IFREG)
+            archive_write_data(a, "z", 1);
+    }
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+    int rc = sr_archive_extract_mem(m.buf, m.len, stage, NULL, err, sizeof(err));
+    if (rc != SR_ARCHIVE_E_UNSAFE)
+        fprintf(stderr, "chain: rc %d (%s)\n", rc, err);
+    assert_int_equal(rc, SR_ARCHIVE_E_UNSAFE);
+    /* Nothing landed next to the staging directory. */
+    char p[600];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/box/stage/%s", root, outside);
+    assert_true(lstat(p, &st) < 0);
+    sr_archive_rmtree(box);
+}
+
+/* Each link is inside the tree by itself; chained, the last one resolves above it. Writing
+ * through any symlink is refused (our own check, replacing SECURE_SYMLINKS). */
+static void test_hostile_link_chains(void **state)
+{
+    (void)state;
+    const struct ent up_chain[] = {
+        {"a", AE_IFDIR, NULL},
+        {"a/b", AE_IFLNK, ".."},
+        {"a/c", AE_IFLNK, "b/.."},
+        {"a/c/evil.txt", AE_IFREG, NULL},
+    };
+    refused_chain(up_chain, 4, "evil.txt");
+    const struct ent dot_names[] = {
+        {"./s", AE_IFLNK, "."},
+        {"s//evil.txt", AE_IFREG, NULL},
+    };
+    refused_chain(dot_names, 2, "evil.txt");
+}
+
 static void test_garbage(void **state)
 {
     (void)state;
@@ -307,8 +378,11 @@ static void test_garbage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_link_rule),  cmocka_unit_test(test_fingerprint_stable_and_sensitive),
-        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_link_rule),
+        cmocka_unit_test(test_fingerprint_stable_and_sensitive),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_hostile_link_chains),
         cmocka_unit_test(test_garbage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
