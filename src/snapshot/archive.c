@@ -513,6 +513,21 @@ static la_ssize_t sink_write(struct archive *a, void *arg, const void *buf, size
     return (la_ssize_t)n;
 }
 
+/*
+ * Compress on a second thread when the machine has one (zstd's own worker
+ * threads, as `tar | zstd` gets a second process): reading and hashing the
+ * tree then overlap with compression. An older libarchive without the
+ * option simply compresses inline.
+ */
+static int zstd_threads(struct archive *a)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2)
+        return ARCHIVE_OK;
+    archive_write_set_filter_option(a, "zstd", "threads", n > 4 ? "4" : (n > 2 ? "2" : "1"));
+    return ARCHIVE_OK;
+}
+
 int sr_archive_create(const char *dir, const char *excludes, int fd, struct sr_archive_info *info,
                       sr_archive_progress_cb progress, void *arg, uint64_t total, char *err,
                       size_t errlen)
@@ -529,7 +544,7 @@ int sr_archive_create(const char *dir, const char *excludes, int fd, struct sr_a
     a = archive_write_new();
     if (!a || archive_write_add_filter_zstd(a) != ARCHIVE_OK ||
         archive_write_set_filter_option(a, "zstd", "compression-level", "3") != ARCHIVE_OK ||
-        archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+        zstd_threads(a) != ARCHIVE_OK || archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
         /* Names are bytes on disk and may not be UTF-8: store them as they are, whatever the
          * locale, so every name round-trips. (GNU tar notes "unknown keyword hdrcharset" and
          * still extracts them; bsdtar knows it.) */
@@ -824,7 +839,8 @@ static int extract(struct archive *ar, const char *staging, struct sr_archive_in
         size_t n;
         la_int64_t off;
         while ((r = archive_read_data_block(ar, &blk, &n, &off)) == ARCHIVE_OK) {
-            hash_update(&h, blk, n);
+            if (info) /* the content fingerprint is computed only for callers who want it */
+                hash_update(&h, blk, n);
             if (archive_write_data_block(aw, blk, n, off) < ARCHIVE_OK) {
                 errf(err, errlen, "cannot write %s: %s", path, archive_error_string(aw));
                 rc = SR_ARCHIVE_E_IO;
@@ -844,6 +860,8 @@ static int extract(struct archive *ar, const char *staging, struct sr_archive_in
             goto out;
         }
         char hex[65];
+        if (!info)
+            continue;
         hash_hex(&h, hex);
         if (hl)
             fp_record(&fp, path, 'h', 0, hl);
