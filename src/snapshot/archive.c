@@ -833,7 +833,7 @@ static int extract(struct archive *ar, const char *staging, struct sr_archive_in
             rc = disk_error(aw);
             goto out;
         }
-        if (hash_init(&h) < 0)
+        if (info && hash_init(&h) < 0)
             goto out;
         const void *blk;
         size_t n;
