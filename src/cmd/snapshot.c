@@ -240,24 +240,7 @@ static void print_json(const struct sr_snapshot_result *r, const char *store)
     sr_jw_obj_begin(&w);
     sr_jw_key(&w, "store");
     sr_jw_cstr(&w, store);
-    sr_jw_key(&w, "skipped");
-    sr_jw_bool(&w, r->skipped);
-    sr_jw_key(&w, "fell_back");
-    sr_jw_bool(&w, r->fell_back);
-    sr_jw_key(&w, "nothing");
-    sr_jw_bool(&w, r->nothing);
-    sr_jw_key(&w, "key");
-    sr_jw_cstr(&w, r->key);
-    sr_jw_key(&w, "sha256");
-    sr_jw_cstr(&w, r->sha256);
-    sr_jw_key(&w, "size");
-    sr_jw_int(&w, (int64_t)r->size);
-    sr_jw_key(&w, "files");
-    sr_jw_int(&w, (int64_t)r->files);
-    sr_jw_key(&w, "created");
-    sr_jw_int(&w, r->created);
-    sr_jw_key(&w, "note");
-    sr_jw_cstr(&w, r->note);
+    sr_snapshot_result_members(&w, r);
     sr_jw_obj_end(&w);
     if (sr_jw_finish(&w, &len) == 0)
         printf("%.*s\n", (int)len, buf);

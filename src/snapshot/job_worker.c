@@ -23,23 +23,6 @@
 #define REQUEST_FD SR_SNAPSHOT_JOB_REQUEST_FD
 #define REQ_TOKENS 64
 
-/* The strict JSON writer refuses invalid UTF-8, and messages may hold cut-off names: keep
- * printable ASCII, replace the rest. */
-static void ascii(const char *in, char *out, size_t cap)
-{
-    size_t i = 0;
-    for (; in[i] && i + 1 < cap; i++)
-        out[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : '?';
-    out[i] = '\0';
-}
-
-static void jw_ascii(struct sr_jw *w, const char *s)
-{
-    char tmp[1024];
-    ascii(s, tmp, sizeof(tmp));
-    sr_jw_cstr(w, tmp);
-}
-
 static void write_result(int fd, int status, const struct sr_snapshot_result *r, const char *err)
 {
     char buf[SR_SNAPSHOT_JOB_LINE_MAX];
@@ -50,25 +33,8 @@ static void write_result(int fd, int status, const struct sr_snapshot_result *r,
     sr_jw_key(&w, "status");
     sr_jw_int(&w, status);
     sr_jw_key(&w, "err");
-    jw_ascii(&w, status ? err : "");
-    sr_jw_key(&w, "skipped");
-    sr_jw_bool(&w, r->skipped);
-    sr_jw_key(&w, "fell_back");
-    sr_jw_bool(&w, r->fell_back);
-    sr_jw_key(&w, "nothing");
-    sr_jw_bool(&w, r->nothing);
-    sr_jw_key(&w, "key");
-    jw_ascii(&w, r->key);
-    sr_jw_key(&w, "sha256");
-    jw_ascii(&w, r->sha256);
-    sr_jw_key(&w, "size");
-    sr_jw_int(&w, (int64_t)r->size);
-    sr_jw_key(&w, "files");
-    sr_jw_int(&w, (int64_t)r->files);
-    sr_jw_key(&w, "created");
-    sr_jw_int(&w, r->created);
-    sr_jw_key(&w, "note");
-    jw_ascii(&w, r->note);
+    sr_snapshot_jw_ascii(&w, status ? err : "");
+    sr_snapshot_result_members(&w, r);
     sr_jw_obj_end(&w);
     if (sr_jw_finish(&w, &len) != 0)
         return; /* cannot happen with these bounds; the parent then reports a dead worker */

@@ -832,3 +832,35 @@ out:
     free(m);
     return rc;
 }
+
+void sr_snapshot_jw_ascii(struct sr_jw *w, const char *s)
+{
+    char tmp[1024];
+    size_t i = 0;
+    for (; s[i] && i + 1 < sizeof(tmp); i++)
+        tmp[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    tmp[i] = '\0';
+    sr_jw_cstr(w, tmp);
+}
+
+void sr_snapshot_result_members(struct sr_jw *w, const struct sr_snapshot_result *r)
+{
+    sr_jw_key(w, "skipped");
+    sr_jw_bool(w, r->skipped);
+    sr_jw_key(w, "fell_back");
+    sr_jw_bool(w, r->fell_back);
+    sr_jw_key(w, "nothing");
+    sr_jw_bool(w, r->nothing);
+    sr_jw_key(w, "key");
+    sr_snapshot_jw_ascii(w, r->key);
+    sr_jw_key(w, "sha256");
+    sr_snapshot_jw_ascii(w, r->sha256);
+    sr_jw_key(w, "size");
+    sr_jw_int(w, (int64_t)r->size);
+    sr_jw_key(w, "files");
+    sr_jw_int(w, (int64_t)r->files);
+    sr_jw_key(w, "created");
+    sr_jw_int(w, r->created);
+    sr_jw_key(w, "note");
+    sr_snapshot_jw_ascii(w, r->note);
+}

@@ -67,6 +67,13 @@ int sr_snapshot_restore(struct sr_store *s, const struct sr_snapshot_opts *o, co
 int sr_snapshot_list(struct sr_store *s, const struct sr_snapshot_opts *o, bool json, char *err,
                      size_t errlen);
 
+struct sr_jw;
+/* The result's members (skipped, fell_back, nothing, key, sha256, size, files, created, note)
+ * into an open JSON object; strings are reduced to printable ASCII so they always serialize. */
+void sr_snapshot_result_members(struct sr_jw *w, const struct sr_snapshot_result *r);
+/* A string value reduced to printable ASCII (messages may hold cut-off names). */
+void sr_snapshot_jw_ascii(struct sr_jw *w, const char *s);
+
 /* ---- jobs: the same work in a forked worker, reported to the event loop ---- */
 
 enum sr_snapshot_op { SR_SNAP_TAKE, SR_SNAP_RESTORE };
