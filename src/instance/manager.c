@@ -217,7 +217,9 @@ static int expand_cmd(const struct sr_instance *inst, char *out, size_t cap)
  * state directory (every route, the token file) is replaced by an empty
  * tmpfs, and only this route's home/, work/ and tmp/ are bound back,
  * writable. The rest of the file system is read-only; the network is shared
- * (the backend listens on 127.0.0.1 for the gateway).
+ * (the backend listens on 127.0.0.1 for the gateway). /tmp is not replaced:
+ * the backend's TMPDIR is its own tmp/, and a tmpfs over /tmp would hide
+ * installations that live there (a checkout under /tmp, its venv).
  */
 static int sandbox_wrap(const struct sr_instance *inst, char *cmd, size_t cap)
 {
@@ -231,7 +233,7 @@ static int sandbox_wrap(const struct sr_instance *inst, char *cmd, size_t cap)
         return -1;
     size_t n = (size_t)snprintf(out, cap,
                                 "bwrap --die-with-parent --ro-bind / / --dev /dev --proc /proc "
-                                "--tmpfs /tmp --tmpfs /dev/shm --tmpfs ");
+                                "--tmpfs /dev/shm --tmpfs ");
     shell_quote(out, cap, &n, sd);
     for (int i = 0; i < 3; i++) {
         if (n + 9 >= cap)
