@@ -295,27 +295,19 @@ static int gateway_main(bool run, int argc, char **argv)
         }
         s.edge.upstream = s.upstream;
     } else {
-        ssize_t n = readlink("/proc/self/exe", s.self_exe, sizeof(s.self_exe) - 1);
-        if (n <= 0) {
+        if (sr_self_path("", s.self_exe, sizeof(s.self_exe)) < 0) {
             fprintf(stderr, "serena-remote %s: cannot find its own binary: %s\n", s.name,
                     strerror(errno));
             goto out;
         }
-        s.self_exe[n] = '\0';
         s.backend_cmd = sr_config_backend_cmd(&s.cfg);
         /* pyright's home: SERENA_TOOLS_DIR, else <repo>/.serena-tools next to build/. */
         char tools[4096];
         const char *td = sr_config_get(&s.cfg, SR_SET_TOOLS_DIR);
         if (td)
             snprintf(tools, sizeof(tools), "%s", td);
-        else {
-            snprintf(tools, sizeof(tools), "%s", s.self_exe);
-            char *slash = strrchr(tools, '/');
-            if (slash)
-                *slash = '\0';
-            size_t tl = strlen(tools);
-            snprintf(tools + tl, sizeof(tools) - tl, "/../.serena-tools");
-        }
+        else if (sr_self_path("../.serena-tools", tools, sizeof(tools)) < 0)
+            tools[0] = '\0';
         s.seed = sr_seed_serena_config(tools, s.cfg.allow_shell, err, sizeof(err));
         if (!s.seed) {
             fprintf(stderr, "serena-remote %s: %s\n", s.name, err);

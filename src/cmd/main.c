@@ -9,6 +9,7 @@
 
 #include "cmd/cmd.h"
 #include "instance/spawn.h"
+#include "snapshot/snapshot.h"
 
 static void usage(FILE *f)
 {
@@ -37,18 +38,10 @@ static void usage(FILE *f)
 static int exec_snapshot_tool(int argc, char **argv)
 {
     char path[4096];
-    const char *env = getenv("SERENA_REMOTE_SNAPSHOT_BIN");
-    if (env && *env) {
-        snprintf(path, sizeof(path), "%s", env);
-    } else {
-        ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
-        if (n <= 0) {
-            perror("serena-remote: readlink /proc/self/exe");
-            return 1;
-        }
-        path[n] = '\0';
-        char *slash = strrchr(path, '/');
-        snprintf(slash ? slash + 1 : path, 32, "serena-remote-snapshot");
+    if (sr_snapshot_bin(path, sizeof(path)) < 0) {
+        fprintf(stderr, "serena-remote: cannot locate serena-remote-snapshot (set "
+                        "SERENA_REMOTE_SNAPSHOT_BIN)\n");
+        return 1;
     }
     (void)argc;
     argv[0] = "serena-remote-snapshot";

@@ -95,6 +95,22 @@ int sr_reap_strays(void)
     return reaped;
 }
 
+int sr_self_path(const char *rel, char *out, size_t cap)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    if (!*rel)
+        return snprintf(out, cap, "%s", self) < (int)cap ? 0 : -1;
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    return snprintf(out, cap, "%s/%s", self, rel) < (int)cap ? 0 : -1;
+}
+
 int sr_sandbox_probe(char *err, size_t errlen)
 {
     char *argv[] = {"bwrap", "--ro-bind", "/",     "/",         "--dev",

@@ -59,6 +59,13 @@ int sr_reap_strays(void);
  * namespaces) in err. Blocks for the few milliseconds bwrap takes. */
 int sr_sandbox_probe(char *err, size_t errlen);
 
+/*
+ * A path relative to the directory of the running binary ("" for the binary
+ * itself), e.g. "serena-remote-snapshot" or "../.serena-tools". 0, or -1
+ * when /proc/self/exe cannot be read or out is too small.
+ */
+int sr_self_path(const char *rel, char *out, size_t cap);
+
 /* `serena-remote __exec <parent pid> <cmd>`: the wrapper's main. */
 int sr_child_exec_main(int argc, char **argv);
 

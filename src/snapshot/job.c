@@ -260,25 +260,12 @@ static int build_request(char *buf, size_t cap, enum sr_snapshot_op op,
     return sr_jw_finish(&w, len);
 }
 
-/* SERENA_REMOTE_SNAPSHOT_BIN, else serena-remote-snapshot beside the running binary. */
-static int helper_path(char *out, size_t cap)
+int sr_snapshot_bin(char *out, size_t cap)
 {
     const char *env = getenv("SERENA_REMOTE_SNAPSHOT_BIN");
-    if (env && *env) {
-        snprintf(out, cap, "%s", env);
-        return 0;
-    }
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0)
-        return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    snprintf(out, cap, "%s/serena-remote-snapshot", self);
-    return 0;
+    if (env && *env)
+        return snprintf(out, cap, "%s", env) < (int)cap ? 0 : -1;
+    return sr_self_path("serena-remote-snapshot", out, cap);
 }
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
@@ -323,7 +310,7 @@ int sr_snapshot_job_start(struct event_base *base, enum sr_snapshot_op op,
     j->arg = arg;
     /* The request fits a pipe's buffer, so it is written before the worker runs. */
     if (build_request(req, sizeof(req), op, c, o, home, &reqlen) != 0 ||
-        helper_path(helper, sizeof(helper)) < 0)
+        sr_snapshot_bin(helper, sizeof(helper)) < 0)
         goto fail;
     if (pipe2(p, O_CLOEXEC) < 0 || pipe2(q, O_CLOEXEC) < 0)
         goto fail;

@@ -98,6 +98,10 @@ int sr_snapshot_job_start(struct event_base *base, enum sr_snapshot_op op,
                           const struct sr_store_config *c, const struct sr_snapshot_opts *o,
                           const char *home, sr_snapshot_job_cb cb, void *arg,
                           struct sr_snapshot_job **out);
+/* The worker binary: SERENA_REMOTE_SNAPSHOT_BIN, else serena-remote-snapshot beside the
+ * running binary. 0 or -1. */
+int sr_snapshot_bin(char *out, size_t cap);
+
 /* The request document a job hands its worker (bounded: it must fit a pipe's buffer). */
 #define SR_SNAPSHOT_JOB_REQUEST_MAX 16384
 #define SR_SNAPSHOT_JOB_LINE_MAX    4096 /* the worker's one result line */
