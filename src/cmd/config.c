@@ -101,6 +101,11 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
     [SR_SET_S3_REGION] = {NULL, "S3_REGION", NULL, false, "its region (R2: auto)"},
     [SR_SET_AWS_KEY_ID] = {NULL, "AWS_ACCESS_KEY_ID", NULL, true, "S3/R2 access key id"},
     [SR_SET_AWS_SECRET] = {NULL, "AWS_SECRET_ACCESS_KEY", NULL, true, "S3/R2 secret key"},
+    [SR_SET_SESSION_KEY] = {NULL, "SERENA_SESSION_KEY", NULL, true,
+                            "base64 key(s) sealing client session ids, comma separated, the first "
+                            "seals (default: <state-dir>/session.key, made on first start)"},
+    [SR_SET_SESSION_MAX_AGE] = {"--session-max-age", "SERENA_SESSION_MAX_AGE", "720h", false,
+                                "how long a client session id stays valid"},
 };
 
 static void set_value(struct sr_config *c, enum sr_setting s, const char *v, enum sr_source src)
@@ -219,6 +224,9 @@ static int validate(struct sr_config *c, char *err, size_t errlen)
     v = c->value[SR_SET_SLEEP_AFTER];
     if (sr_duration_parse(v, strlen(v), &c->sleep_after) < 0 || c->sleep_after == 0)
         BAD(SR_SET_SLEEP_AFTER, "a duration like 90s, 15m or 1h");
+    v = c->value[SR_SET_SESSION_MAX_AGE];
+    if (sr_duration_parse(v, strlen(v), &c->session_max_age) < 0 || c->session_max_age == 0)
+        BAD(SR_SET_SESSION_MAX_AGE, "a duration like 720h or 24h");
     v = c->value[SR_SET_START_TIMEOUT];
     if (sr_duration_parse(v, strlen(v), &c->start_timeout) < 0 || c->start_timeout == 0)
         BAD(SR_SET_START_TIMEOUT, "a duration like 120s or 5m");
@@ -445,30 +453,14 @@ char *sr_config_backend_cmd(const struct sr_config *c)
     const char *t = c->value[SR_SET_BACKEND_CMD];
     if (t && *t)
         return strdup(t);
-    const char *project = c->value[SR_SET_SERENA_PROJECT];
+    /* {project_args}: the route's remembered project, else SERENA_PROJECT (the instance manager
+     * expands it, quoted, at each start). */
     char buf[8192];
-    int n = snprintf(buf, sizeof(buf),
-                     "serena start-mcp-server --transport streamable-http --host 127.0.0.1 "
-                     "--port {port} --context %s --enable-web-dashboard false "
-                     "--open-web-dashboard false",
-                     c->value[SR_SET_SERENA_CONTEXT]);
-    if (project && *project && n > 0 && (size_t)n < sizeof(buf)) {
-        /* Quoted for the shell: a project path may hold spaces. */
-        size_t k = (size_t)n;
-        const char *pre = " --project '";
-        for (const char *q = pre; *q && k + 1 < sizeof(buf); q++)
-            buf[k++] = *q;
-        for (const char *q = project; *q && k + 5 < sizeof(buf); q++) {
-            if (*q == '\'') {
-                memcpy(buf + k, "'\\''", 4);
-                k += 4;
-            } else {
-                buf[k++] = *q;
-            }
-        }
-        buf[k++] = '\'';
-        buf[k] = '\0';
-    }
+    snprintf(buf, sizeof(buf),
+             "serena start-mcp-server --transport streamable-http --host 127.0.0.1 "
+             "--port {port} --context %s --enable-web-dashboard false "
+             "--open-web-dashboard false {project_args}",
+             c->value[SR_SET_SERENA_CONTEXT]);
     return strdup(buf);
 }
 

@@ -58,6 +58,8 @@ enum sr_setting {
     SR_SET_S3_REGION,
     SR_SET_AWS_KEY_ID,
     SR_SET_AWS_SECRET,
+    SR_SET_SESSION_KEY,
+    SR_SET_SESSION_MAX_AGE,
     SR_SET_COUNT
 };
 
@@ -83,6 +85,7 @@ struct sr_config {
     uint32_t drain_timeout;
     uint32_t max_instances;
     uint32_t sleep_after;
+    uint32_t session_max_age; /* seconds */
     uint32_t start_timeout;
     uint32_t stop_grace;
     bool allow_shell;

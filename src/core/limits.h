@@ -37,6 +37,8 @@
 #define SR_WRITE_STALL       300 /* a client that reads nothing for this long is dropped */
 #define SR_RELAY_HIGH_WATER  (64u * 1024u) /* pause the upstream above this much unsent output */
 #define SR_RELAY_LOW_WATER   (16u * 1024u) /* resume it below this */
+#define SR_STREAM_KEEPALIVE  15            /* seconds between comments on a parked GET stream */
+#define SR_RELAY_TAP_MAX     (64u * 1024u) /* response bytes the edge may read (activate_project) */
 #define SR_PIPELINE_MAX      (64u * 1024u) /* bytes read ahead while a response is in progress */
 #define SR_MAX_CONNECTIONS   10000
 #define SR_LINGER_TIMEOUT    2  /* seconds to discard input after a final response */
@@ -60,6 +62,17 @@
 /* Peeked JSON-RPC fields kept by request classification. */
 #define SR_RPC_METHOD_MAX 128
 #define SR_RPC_ID_MAX     256
+
+/* Edge sessions: plaintext of an id, default maximum age, tolerated clock skew, entries the
+ * native edge keeps (id -> backend session; more are re-initialized when used again). */
+#define SR_SESSION_PLAIN_MAX      1536
+#define SR_SESSION_MAX_AGE        (30u * 24u * 3600u)
+#define SR_SESSION_SKEW           300
+#define SR_SESSION_TABLE_MAX      4096
+#define SR_SESSION_BACKEND_ID_MAX 128
+
+/* A route's remembered project (a path or a registered project name). */
+#define SR_PROJECT_MAX 1024
 
 /* Error and status documents written by the core. */
 #define SR_ERROR_BODY_MAX 1024

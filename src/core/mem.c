@@ -147,3 +147,55 @@ size_t sr_base64url_encode(const uint8_t *in, size_t n, char *out)
     }
     return o;
 }
+
+static int b64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+int sr_base64url_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *outlen)
+{
+    size_t need = n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1);
+    uint32_t v = 0;
+    size_t o = 0;
+
+    if (n % 4 == 1 || need > cap)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int d = b64url_value(in[i]);
+
+        if (d < 0)
+            return -1;
+        v = v << 6 | (uint32_t)d;
+        if (i % 4 == 3) {
+            out[o++] = (uint8_t)(v >> 16);
+            out[o++] = (uint8_t)(v >> 8);
+            out[o++] = (uint8_t)v;
+            v = 0;
+        }
+    }
+    /* A tail of two or three characters carries one or two bytes; the bits
+     * left over must be zero so that every value has exactly one encoding. */
+    if (n % 4 == 2) {
+        if (v & 0xf)
+            return -1;
+        out[o++] = (uint8_t)(v >> 4);
+    } else if (n % 4 == 3) {
+        if (v & 0x3)
+            return -1;
+        out[o++] = (uint8_t)(v >> 10);
+        out[o++] = (uint8_t)(v >> 2);
+    }
+    *outlen = o;
+    return 0;
+}

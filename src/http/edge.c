@@ -20,8 +20,10 @@
 #include "core/json.h"
 #include "core/limits.h"
 #include "http/log.h"
+#include "http/reinit.h"
 #include "http/relay.h"
 #include "http/util.h"
+#include "core/route.h"
 
 /* Tokens for parsing request bodies. Single-threaded, so one array serves
  * every request; pages are touched only by bodies that need them. */
@@ -135,40 +137,196 @@ static void fill_request(struct sr_req *r, struct sr_request *q)
     q->body = q->body_len ? (const char *)evbuffer_pullup(body, -1) : "";
 }
 
-/* ---- per-route instances ------------------------------------------------ */
+#define D_STATELESS(d) false
+/* ---- forwarding with edge sessions --------------------------------------- */
 
-/* A forwarded request from classification until its relay ends. */
+/*
+ * A forwarded POST or DELETE from classification until its relay ends. With
+ * an edge session it carries what re-initializing the backend session needs
+ * (the body of the recorded initialize and its protocol version), so the
+ * request can wait for an instance, a re-initialization and one retry.
+ */
 struct pending {
+    struct sr_edge *e;
     struct sr_req *r;
-    struct sr_instance *inst;
+    struct sr_instance *inst; /* NULL in --upstream mode */
+    struct sr_upstream *up;
     struct sr_inst_wait *wait;
-    bool is_post;
-    bool fix_accept;
+    struct sr_reinit *ri;
+    bool is_post, is_delete, fix_accept, initialize, session, retried, counted;
     enum sr_shim shim;
     char rpc_id[SR_RPC_ID_MAX + 1];
     char route[SR_ROUTE_MAX + 1];
+    char name[SR_TOKEN_NAME_MAX + 1];
+    char proto[64];
+    char backend[SR_SESSION_BACKEND_ID_MAX + 1];
+    char sid[SR_SESSION_ID_MAX];
+    size_t sid_len;
+    char *reinit; /* heap: the initialize body of a re-initialization */
+    size_t reinit_len;
+    char *project; /* heap: activate_project's argument, remembered when it succeeds */
 };
+
+static void pending_free(struct pending *p)
+{
+    free(p->reinit);
+    free(p->project);
+    free(p);
+}
+
+static uint64_t target_inc(const struct pending *p)
+{
+    return p->inst ? sr_instance_incarnation(p->inst) : 0;
+}
 
 static void pending_end(void *arg)
 {
     struct pending *p = arg;
-    sr_instance_request_end(p->inst, p->is_post);
-    free(p);
+    if (p->counted)
+        sr_instance_request_end(p->inst, p->is_post);
+    pending_free(p);
 }
 
-static void pending_go(struct pending *p, struct sr_upstream *up, struct sr_instance *inst)
+/* The upstream's session id on an initialize answer: bind it to a new edge id, which the
+ * client gets instead. On any other answer the client's own id is what it sees. */
+static const char *pending_session(void *arg, const char *v, size_t n)
 {
-    p->inst = inst;
-    if (p->shim == SR_SHIM_INITIALIZED) {
-        sr_relay_background(p->r, up, p->fix_accept, p->route);
-        sr_resp_simple(p->r, 202, NULL, NULL, NULL, 0);
-        free(p);
+    struct pending *p = arg;
+    if (!p->initialize)
+        return p->sid_len ? p->sid : NULL;
+    struct evbuffer *body = sr_req_body(p->r);
+    size_t bl = evbuffer_get_length(body);
+    const char *b = bl ? (const char *)evbuffer_pullup(body, -1) : "";
+    int len = sr_sessions_issue(p->e->sessions, p->name, b, bl, p->sid, sizeof(p->sid));
+    if (len < 0) {
+        sr_log_event("error", "route=%s cannot issue a session id; the client gets none", p->route);
+        return NULL;
+    }
+    p->sid_len = (size_t)len;
+    sr_sessions_bind(p->e->sessions, p->sid, p->sid_len, v, n, target_inc(p));
+    return p->sid;
+}
+
+/* activate_project answered: remember the project when it succeeded. */
+static void pending_tap(void *arg, int status, const char *body, size_t n)
+{
+    struct pending *p = arg;
+    bool is_error = true;
+    if (status == 200 && p->inst && p->project && sr_rpc_result_in(body, n, &is_error) && !is_error)
+        sr_instance_set_project(p->inst, p->project, strlen(p->project));
+}
+
+static void pending_send(struct pending *p);
+
+static void pending_reinit_done(void *arg, const char *backend, const char *err)
+{
+    struct pending *p = arg;
+    p->ri = NULL;
+    sr_req_set_hooks(p->r, NULL, NULL, NULL);
+    if (!backend) {
+        sr_log_event("warn", "route=%s %s", p->route, err);
+        char msg[400];
+        snprintf(msg, sizeof(msg), "the session could not be resumed on the backend (%s)", err);
+        sr_relay_fail(p->r, 502, 0, p->rpc_id, msg);
+        pending_free(p);
         return;
     }
-    sr_instance_request_begin(inst, p->is_post);
+    sr_sessions_bind(p->e->sessions, p->sid, p->sid_len, backend, strlen(backend), target_inc(p));
+    snprintf(p->backend, sizeof(p->backend), "%s", backend);
+    sr_log_event("info", "route=%s resumed a client session on a new backend session", p->route);
+    pending_send(p);
+}
+
+static void pending_abort(struct sr_req *r, void *arg)
+{
+    struct pending *p = arg;
+    (void)r;
+    sr_instances_cancel_wait(p->wait);
+    sr_reinit_cancel(p->ri);
+    pending_free(p);
+}
+
+/* Re-initialize the backend session, then send. */
+static void pending_reinit(struct pending *p)
+{
+    if (sr_reinit_start(p->up, p->reinit, p->reinit_len, p->proto, pending_reinit_done, p, &p->ri) <
+        0) {
+        sr_relay_fail(p->r, 502, 0, p->rpc_id, "cannot re-initialize the backend session");
+        pending_free(p);
+        return;
+    }
+    sr_req_set_hooks(p->r, pending_abort, NULL, p);
+}
+
+/* The backend answered 404 to a mapped session: it lost it (and got nothing). Resume once. */
+static void pending_lost(void *arg)
+{
+    struct pending *p = arg;
+    if (p->counted)
+        sr_instance_request_end(p->inst, p->is_post);
+    p->counted = false;
+    sr_sessions_unbind(p->e->sessions, p->sid, p->sid_len);
+    if (p->retried || !p->reinit) {
+        char body[SR_ERROR_BODY_MAX];
+        int n = sr_session_error_body(SR_SESSION_E_FORGED, p->rpc_id, strlen(p->rpc_id), body,
+                                      sizeof(body));
+        sr_resp_json(p->r, 404, NULL, body, n < 0 ? 0 : (size_t)n);
+        pending_free(p);
+        return;
+    }
+    p->retried = true;
+    sr_log_event("info", "route=%s backend lost a session: re-initializing it", p->route);
+    pending_reinit(p);
+}
+
+static void pending_send(struct pending *p)
+{
+    if (p->shim == SR_SHIM_INITIALIZED) {
+        sr_relay_background(p->r, p->up, p->fix_accept, p->route, p->session ? p->backend : NULL);
+        sr_resp_simple(p->r, 202, NULL, NULL, NULL, 0);
+        pending_free(p);
+        return;
+    }
+    if (p->inst) {
+        sr_instance_request_begin(p->inst, p->is_post);
+        p->counted = true;
+    }
     struct sr_relay_opts ro = {
-        .fix_accept = p->fix_accept, .rpc_id = p->rpc_id, .on_end = pending_end, .end_arg = p};
-    sr_relay_forward(p->r, up, &ro);
+        .fix_accept = p->fix_accept,
+        .rpc_id = p->rpc_id,
+        .on_end = pending_end,
+        .end_arg = p,
+        .session_up = p->session ? p->backend : (p->initialize ? "" : NULL),
+        .protocol = p->session ? p->proto : NULL,
+        .on_session = p->session || p->initialize ? pending_session : NULL,
+        .on_lost = p->session ? pending_lost : NULL,
+        .on_tap = p->project ? pending_tap : NULL,
+    };
+    sr_relay_forward(p->r, p->up, &ro);
+}
+
+/* The route's backend is ready: find the backend session, or make one, then send. */
+static void pending_go(struct pending *p, struct sr_upstream *up, struct sr_instance *inst)
+{
+    p->up = up;
+    p->inst = inst;
+    if (!p->session) {
+        pending_send(p);
+        return;
+    }
+    const char *b = sr_sessions_backend(p->e->sessions, p->sid, p->sid_len, target_inc(p));
+    if (b) {
+        snprintf(p->backend, sizeof(p->backend), "%s", b);
+        pending_send(p);
+        return;
+    }
+    if (p->shim == SR_SHIM_INITIALIZED) {
+        /* The re-initialization of the next request sends its own notification. */
+        sr_resp_simple(p->r, 202, NULL, NULL, NULL, 0);
+        pending_free(p);
+        return;
+    }
+    pending_reinit(p);
 }
 
 static void pending_ready(void *arg, struct sr_upstream *up, struct sr_instance *inst, int status,
@@ -179,35 +337,146 @@ static void pending_ready(void *arg, struct sr_upstream *up, struct sr_instance 
     sr_req_set_hooks(p->r, NULL, NULL, NULL);
     if (!up) {
         sr_relay_fail(p->r, status, 0, p->rpc_id, msg);
-        free(p);
+        pending_free(p);
         return;
     }
     pending_go(p, up, inst);
 }
 
-static void pending_abort(struct sr_req *r, void *arg)
+/* tools/call of activate_project: its project argument (a path or a registered name). */
+static char *activate_project_arg(struct sr_req *r)
 {
-    struct pending *p = arg;
-    (void)r;
-    sr_instances_cancel_wait(p->wait);
-    free(p);
+    struct evbuffer *body = sr_req_body(r);
+    size_t n = evbuffer_get_length(body);
+    struct sr_json_doc doc;
+    if (!n ||
+        sr_json_parse(&doc, (const char *)evbuffer_pullup(body, -1), n, g_scratch,
+                      SR_JSON_MAX_TOKENS, NULL) != 0 ||
+        doc.toks[0].type != SR_JSON_OBJECT)
+        return NULL;
+    int32_t params = sr_json_obj_get(&doc, 0, "params", 6);
+    if (params < 0 || doc.toks[params].type != SR_JSON_OBJECT)
+        return NULL;
+    int32_t name = sr_json_obj_get(&doc, (uint32_t)params, "name", 4);
+    int32_t args = sr_json_obj_get(&doc, (uint32_t)params, "arguments", 9);
+    if (name < 0 || !sr_json_str_eq(&doc, (uint32_t)name, "activate_project", 16) || args < 0 ||
+        doc.toks[args].type != SR_JSON_OBJECT)
+        return NULL;
+    int32_t proj = sr_json_obj_get(&doc, (uint32_t)args, "project", 7);
+    char buf[SR_PROJECT_MAX + 1];
+    size_t len = 0;
+    if (proj < 0 || doc.toks[proj].type != SR_JSON_STRING ||
+        sr_json_str_decode(&doc, (uint32_t)proj, buf, sizeof(buf) - 1, &len) != 0 || len == 0)
+        return NULL;
+    buf[len] = '\0';
+    return strdup(buf);
 }
 
-static void forward_to_instance(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d)
+static const char *token_name(const struct sr_edge *e, const struct sr_decision *d)
 {
+    return d->token_index >= 0 ? e->tokens->e[d->token_index].name : "run";
+}
+
+static void answer_session_error(struct sr_req *r, int err, const struct sr_decision *d)
+{
+    char body[SR_ERROR_BODY_MAX];
+    int n = sr_session_error_body(err, d->rpc_id, strlen(d->rpc_id), body, sizeof(body));
+    sr_resp_json(r, 404, NULL, body, n < 0 ? 0 : (size_t)n);
+}
+
+static void stream_open(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d,
+                        const char *sid, size_t sid_len, const char *reinit, size_t reinit_len,
+                        const char *proto);
+
+static void forward(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d)
+{
+    const struct sr_http_head *h = sr_req_head(r);
+    bool is_get = h->method.n == 3 && memcmp(h->method.p, "GET", 3) == 0;
+    bool is_delete = h->method.n == 6 && memcmp(h->method.p, "DELETE", 6) == 0;
+    bool is_post = h->method.n == 4 && memcmp(h->method.p, "POST", 4) == 0;
+    const char *name = token_name(e, d);
+    size_t sid_len = 0;
+    const char *sid = sr_req_header(r, "mcp-session-id", &sid_len);
+    /* An initialize opens a new session, even from a client that sent an id of its own. */
+    bool initialize = is_post && (d->is_initialize || strcmp(d->rpc_method, "initialize") == 0);
+    bool session = e->sessions && !D_STATELESS(d) && !initialize && sid && sid_len;
+    static char reinit[SR_SESSION_PLAIN_MAX + 128];
+    char proto[64] = "";
+    int reinit_len = 0;
+    if (session) {
+        if (sid_len >= SR_SESSION_ID_MAX) {
+            answer_session_error(r, SR_SESSION_E_FORMAT, d);
+            return;
+        }
+        int rc = sr_sessions_open(e->sessions, sid, sid_len, name, reinit, sizeof(reinit), proto,
+                                  sizeof(proto));
+        if (rc != SR_SESSION_OK) {
+            sr_log_event("info", "route=%s refused a session id: %s", d->route,
+                         rc == SR_SESSION_E_FOREIGN   ? "another token's"
+                         : rc == SR_SESSION_E_EXPIRED ? "expired"
+                         : rc == SR_SESSION_E_ENDED   ? "ended by DELETE"
+                         : rc == SR_SESSION_E_FORGED  ? "does not verify"
+                                                      : "not one of ours");
+            answer_session_error(r, rc, d);
+            return;
+        }
+        reinit_len = (int)strlen(reinit);
+    }
+    if (is_get && session && e->instances) {
+        stream_open(e, r, d, sid, sid_len, reinit, (size_t)reinit_len, proto);
+        return;
+    }
+    if (is_delete && session) {
+        /* The edge session ends here; the backend's, if one serves it now, is ended too. */
+        const char *b = NULL;
+        struct sr_instance *inst = e->instances ? sr_instances_ready(e->instances, d->route) : NULL;
+        if (inst || e->upstream)
+            b = sr_sessions_backend(e->sessions, sid, sid_len,
+                                    inst ? sr_instance_incarnation(inst) : 0);
+        char backend[SR_SESSION_BACKEND_ID_MAX + 1];
+        snprintf(backend, sizeof(backend), "%s", b ? b : "");
+        sr_sessions_end(e->sessions, sid, sid_len);
+        if (!b) {
+            sr_resp_simple(r, 200, NULL, NULL, NULL, 0);
+            return;
+        }
+        struct sr_relay_opts ro = {
+            .fix_accept = d->fix_accept, .rpc_id = d->rpc_id, .session_up = backend};
+        sr_relay_forward(r, inst ? sr_instance_upstream(inst) : e->upstream, &ro);
+        return;
+    }
     struct pending *p = calloc(1, sizeof(*p));
     if (!p) {
         sr_relay_fail(r, 503, 0, d->rpc_id, "The gateway is out of memory.");
         return;
     }
-    const struct sr_http_head *h = sr_req_head(r);
+    p->e = e;
     p->r = r;
-    p->is_post = h->method.n == 4 && memcmp(h->method.p, "POST", 4) == 0;
+    p->is_post = is_post;
+    p->is_delete = is_delete;
     p->fix_accept = d->fix_accept;
     p->shim = d->shim;
+    p->initialize = initialize && e->sessions;
+    p->session = session;
     snprintf(p->rpc_id, sizeof(p->rpc_id), "%s", d->rpc_id);
     snprintf(p->route, sizeof(p->route), "%s", d->route);
-    const char *name = d->token_index >= 0 ? e->tokens->e[d->token_index].name : "run";
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    if (session) {
+        memcpy(p->sid, sid, sid_len);
+        p->sid[sid_len] = '\0';
+        p->sid_len = sid_len;
+        snprintf(p->proto, sizeof(p->proto), "%s", proto);
+        p->reinit = malloc((size_t)reinit_len + 1);
+        if (p->reinit)
+            memcpy(p->reinit, reinit, (size_t)reinit_len + 1);
+        p->reinit_len = (size_t)reinit_len;
+    }
+    if (is_post && e->instances && strcmp(d->rpc_method, "tools/call") == 0)
+        p->project = activate_project_arg(r);
+    if (!e->instances) {
+        pending_go(p, e->upstream, NULL);
+        return;
+    }
     struct sr_upstream *up = NULL;
     struct sr_instance *inst = NULL;
     int status = 503;
@@ -222,7 +491,292 @@ static void forward_to_instance(struct sr_edge *e, struct sr_req *r, const struc
         sr_req_set_hooks(r, pending_abort, NULL, p);
     } else {
         sr_relay_fail(r, status, retry_after, p->rpc_id, msg);
-        free(p);
+        pending_free(p);
+    }
+}
+
+/* ---- GET streams that outlive their backend ------------------------------ */
+
+/*
+ * A client's standing GET /mcp stream in a session. The edge answers it
+ * itself (200, an event stream) and attaches it to the route's backend only
+ * while that backend runs: a stream never starts or keeps up a backend. When
+ * the backend goes (sleep, crash, a new generation), the stream is parked:
+ * it stays open with a comment every SR_STREAM_KEEPALIVE seconds, and is
+ * attached again when the route's backend is next ready.
+ */
+struct gstream {
+    struct sr_edge *e;
+    struct sr_req *r;
+    struct gstream *prev, *next;
+    struct sr_up_req *q;
+    struct sr_reinit *ri;
+    struct event *keepalive;
+    struct sr_upstream *up;
+    uint64_t inc;
+    bool head_sent, retried, paused;
+    int status;
+    char name[SR_TOKEN_NAME_MAX + 1];
+    char sid[SR_SESSION_ID_MAX];
+    size_t sid_len;
+    char proto[64];
+    char backend[SR_SESSION_BACKEND_ID_MAX + 1];
+    char *reinit;
+    size_t reinit_len;
+};
+
+static void stream_attach(struct gstream *g, struct sr_instance *inst);
+
+static void stream_head(struct gstream *g)
+{
+    if (g->head_sent)
+        return;
+    g->head_sent = true;
+    struct evbuffer *hl = evbuffer_new();
+    if (hl)
+        evbuffer_add_printf(hl,
+                            "content-type: text/event-stream\r\n"
+                            "cache-control: no-cache, no-transform\r\n"
+                            "x-accel-buffering: no\r\nmcp-session-id: %s\r\n",
+                            g->sid);
+    sr_resp_start(g->r, 200, "OK", 2, hl, -1);
+    if (hl)
+        evbuffer_free(hl);
+}
+
+static void stream_free(struct gstream *g)
+{
+    struct sr_edge *e = g->e;
+    if (g->prev)
+        g->prev->next = g->next;
+    else if (e->streams == g)
+        e->streams = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    if (g->q)
+        sr_up_cancel(g->q);
+    sr_reinit_cancel(g->ri);
+    if (g->keepalive)
+        event_free(g->keepalive);
+    free(g->reinit);
+    free(g);
+}
+
+static void stream_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+    struct gstream *g = arg;
+    (void)fd;
+    (void)what;
+    struct evbuffer *b = evbuffer_new();
+    if (b) {
+        evbuffer_add(b, ": serena-remote keep-alive\r\n\r\n", 30);
+        sr_resp_body(g->r, b);
+        evbuffer_free(b);
+    }
+    struct timeval tv = {SR_STREAM_KEEPALIVE, 0};
+    evtimer_add(g->keepalive, &tv);
+}
+
+/* No backend behind the stream now: keep the client's side open and wait for the next one. */
+static void stream_park(struct gstream *g)
+{
+    g->q = NULL;
+    g->up = NULL;
+    stream_head(g);
+    struct timeval tv = {SR_STREAM_KEEPALIVE, 0};
+    evtimer_add(g->keepalive, &tv);
+}
+
+static void gs_head(void *arg, const struct sr_http_head *h)
+{
+    struct gstream *g = arg;
+    g->status = h->status;
+    if (h->status == 200)
+        stream_head(g);
+}
+
+static void gs_data(void *arg, struct evbuffer *data)
+{
+    struct gstream *g = arg;
+    if (g->status != 200) {
+        evbuffer_drain(data, evbuffer_get_length(data));
+        return;
+    }
+    sr_resp_body(g->r, data);
+    if (sr_resp_pending(g->r) > SR_RELAY_HIGH_WATER && g->q) {
+        g->paused = true;
+        sr_up_pause(g->q, true);
+    }
+}
+
+static void gs_ended(struct gstream *g)
+{
+    g->q = NULL;
+    if (g->status == 404 && !g->retried && g->up) {
+        /* The backend lost the session: resume it once on this backend. */
+        g->retried = true;
+        sr_sessions_unbind(g->e->sessions, g->sid, g->sid_len);
+        g->backend[0] = '\0';
+        stream_attach(g, NULL);
+        return;
+    }
+    if (g->status != 200 && g->status != 0 && !g->head_sent) {
+        /* The backend refused the stream (405: it offers none; 409: one is open already). */
+        char msg[200], body[SR_ERROR_BODY_MAX];
+        snprintf(msg, sizeof(msg), "The MCP server refused the GET stream (HTTP %d).", g->status);
+        int n = sr_error_body(body, sizeof(body), SR_RPC_SERVER_ERROR, msg, NULL, 0);
+        struct sr_req *r = g->r;
+        int status = g->status;
+        sr_req_set_hooks(r, NULL, NULL, NULL);
+        stream_free(g);
+        sr_resp_json(r, status, NULL, body, n < 0 ? 0 : (size_t)n);
+        return;
+    }
+    stream_park(g);
+}
+
+static void gs_done(void *arg)
+{
+    gs_ended(arg);
+}
+
+static void gs_error(void *arg, const char *what, bool got_head)
+{
+    struct gstream *g = arg;
+    (void)what;
+    if (!got_head)
+        g->status = 0;
+    gs_ended(g);
+}
+
+static const struct sr_up_cbs gstream_cbs = {gs_head, gs_data, gs_done, gs_error};
+
+static void stream_get(struct gstream *g)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        stream_park(g);
+        return;
+    }
+    evbuffer_add_printf(b,
+                        "GET %s HTTP/1.1\r\nHost: %s\r\naccept: text/event-stream\r\n"
+                        "mcp-session-id: %s\r\n",
+                        sr_upstream_path(g->up), sr_upstream_hostport(g->up), g->backend);
+    if (g->proto[0])
+        evbuffer_add_printf(b, "mcp-protocol-version: %s\r\n", g->proto);
+    evbuffer_add(b, "\r\n", 2);
+    g->status = 0;
+    if (sr_up_send(g->up, b, false, &gstream_cbs, g, &g->q) < 0) {
+        evbuffer_free(b);
+        stream_park(g);
+    }
+}
+
+static void gs_reinit_done(void *arg, const char *backend, const char *err)
+{
+    struct gstream *g = arg;
+    g->ri = NULL;
+    if (!backend) {
+        sr_log_event("warn", "GET stream not attached: %s", err);
+        stream_park(g);
+        return;
+    }
+    sr_sessions_bind(g->e->sessions, g->sid, g->sid_len, backend, strlen(backend), g->inc);
+    snprintf(g->backend, sizeof(g->backend), "%s", backend);
+    stream_get(g);
+}
+
+/* Attach to the route's running backend (inst, or the one g was on): its session, then GET. */
+static void stream_attach(struct gstream *g, struct sr_instance *inst)
+{
+    if (g->q || g->ri)
+        return;
+    if (inst) {
+        g->up = sr_instance_upstream(inst);
+        g->inc = sr_instance_incarnation(inst);
+        g->retried = false;
+    }
+    if (!g->up) {
+        stream_park(g);
+        return;
+    }
+    evtimer_del(g->keepalive);
+    const char *b = sr_sessions_backend(g->e->sessions, g->sid, g->sid_len, g->inc);
+    if (b) {
+        snprintf(g->backend, sizeof(g->backend), "%s", b);
+        stream_get(g);
+        return;
+    }
+    if (sr_reinit_start(g->up, g->reinit, g->reinit_len, g->proto, gs_reinit_done, g, &g->ri) < 0)
+        stream_park(g);
+}
+
+static void gs_abort(struct sr_req *r, void *arg)
+{
+    (void)r;
+    stream_free(arg);
+}
+
+static void gs_drain(struct sr_req *r, void *arg)
+{
+    struct gstream *g = arg;
+    if (g->paused && g->q && sr_resp_pending(r) <= SR_RELAY_LOW_WATER) {
+        g->paused = false;
+        sr_up_pause(g->q, false);
+    }
+}
+
+static void stream_open(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d,
+                        const char *sid, size_t sid_len, const char *reinit, size_t reinit_len,
+                        const char *proto)
+{
+    struct gstream *g = calloc(1, sizeof(*g));
+    if (g)
+        g->reinit = malloc(reinit_len + 1);
+    if (g && g->reinit)
+        g->keepalive = evtimer_new(e->base, stream_keepalive, g);
+    if (!g || !g->reinit || !g->keepalive) {
+        if (g) {
+            free(g->reinit);
+            free(g);
+        }
+        sr_relay_fail(r, 503, 0, d->rpc_id, "The gateway is out of memory.");
+        return;
+    }
+    g->e = e;
+    g->r = r;
+    memcpy(g->reinit, reinit, reinit_len + 1);
+    g->reinit_len = reinit_len;
+    memcpy(g->sid, sid, sid_len);
+    g->sid[sid_len] = '\0';
+    g->sid_len = sid_len;
+    snprintf(g->name, sizeof(g->name), "%s", token_name(e, d));
+    snprintf(g->proto, sizeof(g->proto), "%s", proto);
+    g->next = e->streams;
+    if (e->streams)
+        e->streams->prev = g;
+    e->streams = g;
+    sr_req_set_hooks(r, gs_abort, gs_drain, g);
+    sr_req_set_idle_stream(r, true);
+    struct sr_instance *inst = sr_instances_ready(e->instances, d->route);
+    if (inst)
+        stream_attach(g, inst);
+    else
+        stream_park(g);
+}
+
+void sr_edge_instance_state(void *arg, const char *route, struct sr_instance *inst, bool ready)
+{
+    struct sr_edge *e = arg;
+    if (!ready)
+        return; /* the streams' own exchanges end and park them */
+    char want[SR_ROUTE_MAX + 1];
+    for (struct gstream *g = e->streams, *next; g; g = next) {
+        next = g->next;
+        /* Streams follow their token to the current generation's route. */
+        if (sr_route_name(e->policy.generation, g->name, want, sizeof(want)) == 0 &&
+            strcmp(want, route) == 0)
+            stream_attach(g, inst);
     }
 }
 
@@ -278,20 +832,9 @@ void sr_edge_handle(struct sr_req *r, void *arg)
     case SR_ACT_FORWARD:
         break;
     }
-    if (e->instances) {
-        forward_to_instance(e, r, &d);
-        return;
-    }
-    if (!e->upstream) {
+    if (!e->instances && !e->upstream) {
         sr_relay_fail(r, 503, 0, d.rpc_id, "No backend is configured for this route.");
         return;
     }
-    if (d.shim == SR_SHIM_INITIALIZED) {
-        /* Deliver first (the request is copied), then answer at once. */
-        sr_relay_background(r, e->upstream, d.fix_accept, d.route);
-        sr_resp_simple(r, 202, NULL, NULL, NULL, 0);
-        return;
-    }
-    struct sr_relay_opts ro = {.fix_accept = d.fix_accept, .rpc_id = d.rpc_id};
-    sr_relay_forward(r, e->upstream, &ro);
+    forward(e, r, &d);
 }

@@ -15,8 +15,11 @@
 #include "core/health.h"
 #include "core/tokens.h"
 #include "http/server.h"
+#include "http/session.h"
 #include "http/upstream.h"
 #include "instance/manager.h"
+
+struct gstream;
 
 struct sr_edge {
     struct sr_policy policy;        /* policy.tokens points at `tokens` */
@@ -27,6 +30,9 @@ struct sr_edge {
     uint64_t started_us;
     bool has_secret; /* run: requests must carry X-Serena-Internal-Secret */
     uint8_t secret_digest[32];
+    struct event_base *base;
+    struct sr_sessions *sessions; /* owned by the caller; NULL: sessions pass through */
+    struct gstream *streams;      /* clients' GET streams (instances mode) */
 };
 
 /* run: require the Worker's shared secret on every request but /health. */
@@ -37,6 +43,9 @@ void sr_edge_handle(struct sr_req *r, void *arg);
 
 /* Take ownership of t (heap), freeing the previous table. */
 void sr_edge_set_tokens(struct sr_edge *e, struct sr_tokens *t);
+
+/* sr_inst_opts.on_state (arg: the edge): attach parked GET streams to a ready backend. */
+void sr_edge_instance_state(void *arg, const char *route, struct sr_instance *inst, bool ready);
 
 /* Write the /health document; returns its length or -1. */
 int sr_edge_health(struct sr_edge *e, char *out, size_t cap);

@@ -21,6 +21,14 @@ struct relay {
     char rpc_id[SR_RPC_ID_MAX + 1];
     void (*on_end)(void *arg);
     void *end_arg;
+    const char *(*on_session)(void *arg, const char *v, size_t n);
+    void (*on_lost)(void *arg);
+    void (*on_tap)(void *arg, int status, const char *body, size_t n);
+    bool lost;    /* the upstream answered 404: nothing is relayed, on_lost runs at the end */
+    bool sse;     /* the response is an event stream */
+    bool chunked; /* ... framed in chunks, so an error event can still be appended */
+    int status;
+    struct evbuffer *tap;
 };
 
 static const char *const forward_headers[] = {
@@ -40,7 +48,8 @@ static void add_header(struct evbuffer *b, const char *name, size_t name_len, co
     evbuffer_add(b, "\r\n", 2);
 }
 
-static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, bool fix_accept)
+static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, bool fix_accept,
+                                      const char *session_up, const char *protocol)
 {
     const struct sr_http_head *h = sr_req_head(r);
     struct evbuffer *b = evbuffer_new();
@@ -60,10 +69,16 @@ static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, b
     evbuffer_add(b, "\r\n", 2);
     for (size_t i = 0; i < sizeof(forward_headers) / sizeof(forward_headers[0]); i++) {
         size_t n;
+        if (session_up && i == 1)
+            continue; /* the edge's session id stays at the edge */
         const char *v = sr_http_header_get(h, forward_headers[i], &n);
         if (v)
             add_header(b, forward_headers[i], strlen(forward_headers[i]), v, n);
+        else if (i == 2 && protocol && *protocol)
+            add_header(b, "mcp-protocol-version", 20, protocol, strlen(protocol));
     }
+    if (session_up && *session_up)
+        add_header(b, "mcp-session-id", 14, session_up, strlen(session_up));
     size_t an;
     const char *accept = sr_http_header_get(h, "accept", &an);
     if (fix_accept || !accept)
@@ -92,7 +107,11 @@ static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, b
 
 static void relay_free(struct relay *x)
 {
-    if (x->on_end)
+    if (x->tap)
+        evbuffer_free(x->tap);
+    if (x->lost && x->on_lost)
+        x->on_lost(x->end_arg);
+    else if (x->on_end)
         x->on_end(x->end_arg);
     free(x);
 }
@@ -123,9 +142,25 @@ static void fail_502(struct sr_req *r, const char *rpc_id, const char *what)
  * buffer serves every response (single-threaded loop) without an allocation each. */
 static struct evbuffer *g_head_lines;
 
+static bool is_event_stream(const struct sr_http_head *h)
+{
+    size_t n;
+    const char *ct = sr_http_header_get(h, "content-type", &n);
+    return ct && n >= 17 && strncasecmp(ct, "text/event-stream", 17) == 0;
+}
+
 static void on_head(void *arg, const struct sr_http_head *h)
 {
     struct relay *x = arg;
+    x->status = h->status;
+    if (h->status == 404 && x->on_lost) {
+        /* The backend does not know the session: nothing reaches the client; the body is
+         * read and dropped, and on_lost takes over once the exchange is over. */
+        x->lost = true;
+        return;
+    }
+    x->sse = is_event_stream(h);
+    x->chunked = h->chunked;
     if (!g_head_lines)
         g_head_lines = evbuffer_new();
     struct evbuffer *hl = g_head_lines;
@@ -136,6 +171,13 @@ static void on_head(void *arg, const struct sr_http_head *h)
                 continue;
             if (e->name.n == 14 && strncasecmp(e->name.p, "content-length", 14) == 0)
                 continue;
+            if (x->on_session && e->name.n == 14 &&
+                strncasecmp(e->name.p, "mcp-session-id", 14) == 0) {
+                const char *mine = x->on_session(x->end_arg, e->value.p, e->value.n);
+                if (mine)
+                    add_header(hl, "mcp-session-id", 14, mine, strlen(mine));
+                continue;
+            }
             evbuffer_add(hl, e->name.p, e->name.n);
             evbuffer_add(hl, ": ", 2);
             evbuffer_add(hl, e->value.p, e->value.n);
@@ -151,6 +193,16 @@ static void on_head(void *arg, const struct sr_http_head *h)
 static void on_data(void *arg, struct evbuffer *data)
 {
     struct relay *x = arg;
+    if (x->lost) {
+        evbuffer_drain(data, evbuffer_get_length(data));
+        return;
+    }
+    if (x->tap && evbuffer_get_length(x->tap) < SR_RELAY_TAP_MAX) {
+        size_t room = SR_RELAY_TAP_MAX - evbuffer_get_length(x->tap);
+        size_t n = evbuffer_get_length(data);
+        size_t take = n < room ? n : room;
+        evbuffer_add(x->tap, evbuffer_pullup(data, (ev_ssize_t)take), take);
+    }
     sr_resp_body(x->r, data);
     if (sr_resp_pending(x->r) > SR_RELAY_HIGH_WATER)
         sr_up_pause(x->q, true);
@@ -160,7 +212,37 @@ static void on_done(void *arg)
 {
     struct relay *x = arg;
     struct sr_req *r = x->r;
+    bool lost = x->lost;
+    if (x->tap && x->on_tap && !lost)
+        x->on_tap(x->end_arg, x->status, (const char *)evbuffer_pullup(x->tap, -1),
+                  evbuffer_get_length(x->tap));
     relay_free(x);
+    if (!lost)
+        sr_resp_end(r);
+}
+
+/* The JSON-RPC error event that ends a response stream whose upstream failed. */
+static void stream_error_event(struct sr_req *r, const char *rpc_id, const char *what)
+{
+    char msg[512], body[SR_ERROR_BODY_MAX];
+    snprintf(msg, sizeof(msg),
+             "The MCP server behind serena-remote stopped while answering this request (%s). "
+             "The request was not sent again, because it may have had effects; retry it if it "
+             "is safe to.",
+             what);
+    int n = sr_error_body(body, sizeof(body), SR_RPC_SERVER_ERROR, msg, rpc_id, strlen(rpc_id));
+    struct evbuffer *ev = evbuffer_new();
+    if (!ev || n < 0) {
+        if (ev)
+            evbuffer_free(ev);
+        sr_resp_abort(r);
+        return;
+    }
+    evbuffer_add(ev, "event: message\r\ndata: ", 22);
+    evbuffer_add(ev, body, (size_t)n);
+    evbuffer_add(ev, "\r\n\r\n", 4);
+    sr_resp_body(r, ev);
+    evbuffer_free(ev);
     sr_resp_end(r);
 }
 
@@ -170,9 +252,14 @@ static void on_error(void *arg, const char *what, bool got_head)
     struct sr_req *r = x->r;
     char id[SR_RPC_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s", x->rpc_id);
+    bool lost = x->lost, event = x->sse && x->chunked && id[0] && strcmp(id, "null") != 0;
     relay_free(x);
+    if (lost)
+        return; /* on_lost has the request */
     sr_log_event("warn", "upstream request failed: %s", what);
-    if (got_head)
+    if (got_head && event)
+        stream_error_event(r, id, what);
+    else if (got_head)
         sr_resp_abort(r); /* the status is sent; cutting the stream tells the client */
     else
         fail_502(r, id, what);
@@ -199,7 +286,7 @@ void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, const struct sr_r
 {
     const char *rpc_id = o->rpc_id;
     struct relay *x = calloc(1, sizeof(*x));
-    struct evbuffer *b = x ? build_request(r, u, o->fix_accept) : NULL;
+    struct evbuffer *b = x ? build_request(r, u, o->fix_accept, o->session_up, o->protocol) : NULL;
     if (!x || !b) {
         free(x);
         if (b)
@@ -212,6 +299,17 @@ void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, const struct sr_r
     x->r = r;
     x->on_end = o->on_end;
     x->end_arg = o->end_arg;
+    x->on_session = o->on_session;
+    x->on_lost = o->on_lost;
+    x->on_tap = o->on_tap;
+    if (o->on_tap && !(x->tap = evbuffer_new())) {
+        evbuffer_free(b);
+        free(x);
+        if (o->on_end)
+            o->on_end(o->end_arg);
+        fail_502(r, rpc_id ? rpc_id : "", "the gateway is out of memory");
+        return;
+    }
     size_t idn = rpc_id ? strnlen(rpc_id, sizeof(x->rpc_id) - 1) : 0;
     memcpy(x->rpc_id, rpc_id ? rpc_id : "", idn);
     x->rpc_id[idn] = '\0';
@@ -268,7 +366,8 @@ static void bg_error(void *arg, const char *what, bool got_head)
 
 static const struct sr_up_cbs bg_cbs = {bg_head, bg_data, bg_done, bg_error};
 
-int sr_relay_background(struct sr_req *r, struct sr_upstream *u, bool fix_accept, const char *route)
+int sr_relay_background(struct sr_req *r, struct sr_upstream *u, bool fix_accept, const char *route,
+                        const char *session_up)
 {
     if (g_background >= SR_BACKGROUND_MAX) {
         sr_log_event("warn", "route=%s too many background deliveries; notification dropped",
@@ -276,7 +375,7 @@ int sr_relay_background(struct sr_req *r, struct sr_upstream *u, bool fix_accept
         return -1;
     }
     struct background *bg = calloc(1, sizeof(*bg));
-    struct evbuffer *b = bg ? build_request(r, u, fix_accept) : NULL;
+    struct evbuffer *b = bg ? build_request(r, u, fix_accept, session_up, NULL) : NULL;
     struct sr_up_req *q;
     if (!bg || !b || sr_up_send(u, b, false, &bg_cbs, bg, &q) < 0) {
         if (b)

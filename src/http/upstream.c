@@ -180,17 +180,12 @@ static void idle_remove(struct sr_upstream *u, struct up_conn *c)
 
 void sr_upstream_close_all(struct sr_upstream *u, const char *why)
 {
-    /* Streams that are mid-body end cleanly (the client sees a complete
-     * response); requests still waiting for a head fail with `why`. */
+    /* Every exchange fails with `why`; those mid-body say so (got_head), so
+     * that the relay can end a response stream with an error the client
+     * reads instead of a clean end that leaves a request unanswered. */
     while (u->reqs) {
         struct sr_up_req *q = u->reqs;
-        if (q->c && q->c->state == UP_BODY) {
-            q->keep_alive = false;
-            q->mode = BODY_EOF;
-            finish_done(q);
-        } else {
-            finish_error(q, why, false);
-        }
+        finish_error(q, why, q->c && q->c->state == UP_BODY);
     }
     while (u->idle) {
         struct up_conn *c = u->idle;

@@ -43,8 +43,8 @@ int sr_upstream_new(struct event_base *base, const char *url, struct sr_upstream
 /* Free; in-flight requests are ended as by sr_upstream_close_all. Accepts NULL. */
 void sr_upstream_free(struct sr_upstream *u);
 /*
- * End every exchange now (an instance goes to sleep): responses already
- * streaming end cleanly (on_done), the others fail with `why` (on_error).
+ * End every exchange now (an instance goes to sleep or died): each fails
+ * with `why` (on_error; got_head for responses already streaming).
  */
 void sr_upstream_close_all(struct sr_upstream *u, const char *why);
 /* "127.0.0.1:PORT": the Host header value the upstream expects. */

@@ -45,6 +45,7 @@
 #define PROBE_FIRST_MS 25              /* a refused connect costs microseconds: poll often */
 #define PROBE_MAX_MS   200             /* after PROBE_FAST_S of waiting */
 #define PROBE_FAST_S   10
+#define PROJECT_FILE   ".serena-remote-project" /* in home/: snapshots carry it */
 
 extern char **environ;
 
@@ -95,6 +96,10 @@ struct sr_instance {
     char snap_key[256];
     char snap_note[256];
     bool snap_failed;
+    /* Continuity. */
+    uint64_t incarnation;
+    char project[SR_PROJECT_MAX + 1]; /* remembered project, "" when none */
+    bool project_loaded;
 };
 
 struct sr_instances {
@@ -106,6 +111,7 @@ struct sr_instances {
     void *shutdown_arg;
     bool shutting_down;
     bool store_degraded;
+    uint64_t incarnations;
 };
 
 static void inst_spawn(struct sr_instance *inst);
@@ -180,10 +186,61 @@ static void shell_quote(char *out, size_t cap, size_t *len, const char *s)
     *len = n;
 }
 
-/* Expand {port} {home} {workdir} {route} in the template, each value quoted. */
-static int expand_cmd(const struct sr_instance *inst, char *out, size_t cap)
+static bool project_valid(const char *p, size_t n)
+{
+    if (n == 0 || n > SR_PROJECT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* The remembered project from home/PROJECT_FILE (read once per instance record). */
+static void load_project(struct sr_instance *inst)
+{
+    if (inst->project_loaded)
+        return;
+    inst->project_loaded = true;
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/home/%s", inst->dir, PROJECT_FILE);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char buf[SR_PROJECT_MAX + 2];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    while (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (!project_valid(buf, n)) {
+        sr_log_event("warn", "route=%s ignoring %s: not a project path or name", inst->route, path);
+        return;
+    }
+    memcpy(inst->project, buf, n);
+    inst->project[n] = '\0';
+}
+
+/* What {project_args} becomes: the remembered project, else the default, if it still exists. */
+static const char *start_project(struct sr_instance *inst)
+{
+    load_project(inst);
+    const char *p = inst->project[0] ? inst->project : inst->m->o.default_project;
+    if (!p || !*p)
+        return NULL;
+    struct stat st;
+    if (p[0] == '/' && stat(p, &st) < 0) {
+        sr_log_event("warn", "route=%s project %s no longer exists: starting without it",
+                     inst->route, p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Expand {port} {home} {workdir} {route} {project_args} in the template, each value quoted. */
+static int expand_cmd(struct sr_instance *inst, char *out, size_t cap)
 {
     const char *t = inst->m->o.backend_cmd;
+    const char *project = start_project(inst);
     char port[8], home[PATH_MAX + 8], work[PATH_MAX + 8];
     snprintf(port, sizeof(port), "%u", (unsigned)inst->port);
     snprintf(home, sizeof(home), "%s/home", inst->dir);
@@ -201,6 +258,17 @@ static int expand_cmd(const struct sr_instance *inst, char *out, size_t cap)
             val = work, skip = 9;
         else if (strncmp(t, "{route}", 7) == 0)
             val = inst->route, skip = 7;
+        else if (strncmp(t, "{project_args}", 14) == 0) {
+            t += 14;
+            if (project) {
+                static const char flag[] = "--project ";
+                for (const char *q = flag; *q && n + 1 < cap; q++)
+                    out[n++] = *q;
+                out[n] = '\0';
+                shell_quote(out, cap, &n, project);
+            }
+            continue;
+        }
         if (val) {
             shell_quote(out, cap, &n, val);
             t += skip;
@@ -454,6 +522,8 @@ static void inst_ready(struct sr_instance *inst)
         evtimer_add(inst->snap_timer, &tv);
     }
     release_waiters(inst, 0, NULL);
+    if (inst->m->o.on_state && inst->state == ST_READY)
+        inst->m->o.on_state(inst->m->o.state_arg, inst->route, inst, true);
 }
 
 static void probe_done(void *arg)
@@ -575,7 +645,7 @@ static void on_child_exit(void *arg, int code, int signo)
         }
         char msg[512];
         snprintf(msg, sizeof(msg),
-                 "The backend for this token %s. Retry; the next request starts it again.",
+                 "The backend for this token %s; the next request starts it again",
                  inst->last_error);
         release_waiters(inst, loop ? 503 : 502, msg);
     }
@@ -583,6 +653,8 @@ static void on_child_exit(void *arg, int code, int signo)
     inst->term_sent = false;
     inst->draining = false;
     evtimer_del(inst->snap_timer);
+    if (m->o.on_state)
+        m->o.on_state(m->o.state_arg, inst->route, inst, false);
     /* The backend is gone, its files are quiet: the best moment for a snapshot. */
     if (m->o.store && !inst->job)
         snapshot_start(inst, expected ? "stop" : "crash");
@@ -828,6 +900,7 @@ static void inst_spawn(struct sr_instance *inst)
         goto fail;
     }
     write_pidfile(inst);
+    inst->incarnation = ++m->incarnations;
     inst->state = ST_STARTING;
     inst->started_at = time(NULL);
     inst->probe_ms = 0;
@@ -927,9 +1000,10 @@ int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
     m->o = *o;
     m->o.state_dir = m->state_dir;
     /* Own copies: the caller's configuration is replaced on SIGHUP. */
-    const char **strs[] = {&m->o.backend_cmd,   &m->o.self_exe,       &m->o.seed_config,
-                           &m->o.seed_name,     &m->o.sandbox,        &m->o.snap_prefix,
-                           &m->o.snap_excludes, &m->o.partition_mode, &m->o.instance_id};
+    const char **strs[] = {&m->o.backend_cmd,    &m->o.self_exe,       &m->o.seed_config,
+                           &m->o.seed_name,      &m->o.sandbox,        &m->o.snap_prefix,
+                           &m->o.snap_excludes,  &m->o.partition_mode, &m->o.instance_id,
+                           &m->o.default_project};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         *strs[i] = *strs[i] ? strdup(*strs[i]) : NULL;
     if (o->store) {
@@ -949,9 +1023,10 @@ int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
 
 static void free_opts(struct sr_inst_opts *o)
 {
-    const char **strs[] = {&o->backend_cmd,   &o->self_exe,       &o->seed_config,
-                           &o->seed_name,     &o->sandbox,        &o->snap_prefix,
-                           &o->snap_excludes, &o->partition_mode, &o->instance_id};
+    const char **strs[] = {&o->backend_cmd,    &o->self_exe,       &o->seed_config,
+                           &o->seed_name,      &o->sandbox,        &o->snap_prefix,
+                           &o->snap_excludes,  &o->partition_mode, &o->instance_id,
+                           &o->default_project};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free((char *)*strs[i]);
     if (o->store) {
@@ -1173,6 +1248,56 @@ void sr_instance_request_end(struct sr_instance *inst, bool is_post)
         set_timer(inst, inst->m->o.sleep_after * 1000u);
 }
 
+uint64_t sr_instance_incarnation(const struct sr_instance *inst)
+{
+    return inst->incarnation;
+}
+
+struct sr_instance *sr_instances_ready(struct sr_instances *m, const char *route)
+{
+    struct sr_instance *i = find(m, route);
+    return i && i->state == ST_READY && !i->draining ? i : NULL;
+}
+
+struct sr_upstream *sr_instance_upstream(const struct sr_instance *inst)
+{
+    return inst->up;
+}
+
+int sr_instance_set_project(struct sr_instance *inst, const char *project, size_t n)
+{
+    if (!project_valid(project, n))
+        return -1;
+    load_project(inst);
+    if (strlen(inst->project) == n && memcmp(inst->project, project, n) == 0)
+        return 0;
+    memcpy(inst->project, project, n);
+    inst->project[n] = '\0';
+    /* Written next to Serena's own configuration, atomically: a snapshot or a crash sees the
+     * old name or the new one, never half of one. */
+    char path[PATH_MAX + 64], tmp[PATH_MAX + 72];
+    snprintf(path, sizeof(path), "%s/home/%s", inst->dir, PROJECT_FILE);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    bool ok = f && fprintf(f, "%s\n", inst->project) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) < 0) {
+        sr_log_event("warn", "route=%s cannot remember the project in %s: %s", inst->route, path,
+                     strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    sr_log_event("info", "route=%s remembers project %s for its next starts", inst->route,
+                 inst->project);
+    return 0;
+}
+
+const char *sr_instance_project(const struct sr_instance *inst)
+{
+    return inst->project[0] ? inst->project : NULL;
+}
+
 void sr_instances_set_generation(struct sr_instances *m, const char *generation)
 {
     struct sr_instance *i = m->list, *next;
@@ -1276,6 +1401,11 @@ void sr_instances_status(const struct sr_instances *m, const char *route, struct
     sr_jw_int(w, i->restarts);
     sr_jw_key(w, "requests_in_flight");
     sr_jw_int(w, i->inflight);
+    sr_jw_key(w, "project");
+    if (i->project[0])
+        sr_jw_cstr(w, i->project);
+    else
+        sr_jw_null(w);
     sr_jw_key(w, "last_error");
     if (i->last_error[0])
         sr_jw_cstr(w, i->last_error);

@@ -60,6 +60,17 @@ struct sr_inst_opts {
     const char *partition_mode; /* "durable-object" | "token" | "shared" */
     const char *instance_id;    /* durable-object partition of `run`, or NULL */
     bool strict;                /* a failed restore keeps the instance from starting */
+    /*
+     * The project a backend starts with ({project_args} in backend_cmd
+     * expands to --project '<it>'): the route's remembered project (the last
+     * one activated successfully, sr_instance_set_project), else this
+     * default (SERENA_PROJECT, may be NULL).
+     */
+    const char *default_project;
+    /* Told when a route's backend becomes ready (ready) or stops (!ready): the edge re-attaches
+     * or parks its clients' GET streams. May be NULL. */
+    void (*on_state)(void *arg, const char *route, struct sr_instance *inst, bool ready);
+    void *state_arg;
 };
 
 /* Ready (0): *up is usable now. Queued (1): the callback runs later. */
@@ -98,6 +109,25 @@ void sr_instances_cancel_wait(struct sr_inst_wait *w);
 /* Bracket every relayed request; POSTs are activity, GET streams are not. */
 void sr_instance_request_begin(struct sr_instance *inst, bool is_post);
 void sr_instance_request_end(struct sr_instance *inst, bool is_post);
+
+/*
+ * Each start of a route's backend is a new incarnation (unique within the
+ * gateway): a backend session recorded for another incarnation is gone.
+ */
+uint64_t sr_instance_incarnation(const struct sr_instance *inst);
+/* The route's instance when its backend is ready (nothing is started), else NULL. */
+struct sr_instance *sr_instances_ready(struct sr_instances *m, const char *route);
+struct sr_upstream *sr_instance_upstream(const struct sr_instance *inst);
+
+/*
+ * Remember `project` (what activate_project was given, and succeeded with)
+ * as the route's project: kept in the route's home (so snapshots carry it)
+ * and passed to every later start of its backend. Refused (-1) when it
+ * holds control characters or is too long.
+ */
+int sr_instance_set_project(struct sr_instance *inst, const char *project, size_t n);
+/* The route's remembered project, or NULL. */
+const char *sr_instance_project(const struct sr_instance *inst);
 
 /* A new generation: instances of other generations drain and stop. */
 void sr_instances_set_generation(struct sr_instances *m, const char *generation);

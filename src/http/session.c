@@ -1,0 +1,376 @@
+/*
+ * Edge sessions on the native host (see session.h): keys, AES-256-GCM and
+ * the edge-to-backend session table.
+ *
+ * One cipher context is reused for every seal and open (single-threaded
+ * loop); an open costs one AES-GCM pass over about 300 bytes. Table entries
+ * are found by a hash of the id's SHA-256 and chained; when the table is
+ * full the least recently used entry goes (it costs one re-initialization
+ * if that client comes back).
+ */
+#include "http/session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "core/mem.h"
+
+#define KEYS_MAX      8
+#define BUCKETS       8192u /* a power of two, twice SR_SESSION_TABLE_MAX */
+#define PLAIN_TOKENS  1024u
+#define KEY_FILE_NAME "session.key"
+
+struct entry {
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    char backend[SR_SESSION_BACKEND_ID_MAX + 1];
+    uint64_t inc;
+    uint64_t used;
+    int32_t next; /* chain in its bucket, -1 ends */
+    bool live;
+    bool ended;
+};
+
+static struct entry *lookup(struct sr_sessions *s, const char *id, size_t n, uint8_t *d);
+
+struct sr_sessions {
+    uint8_t keys[KEYS_MAX][SR_SESSION_KEY_LEN];
+    unsigned nkeys;
+    uint32_t max_age;
+    EVP_CIPHER_CTX *ctx;
+    uint64_t clock; /* LRU counter */
+    uint32_t count;
+    int32_t bucket[BUCKETS];
+    struct entry e[SR_SESSION_TABLE_MAX];
+    struct sr_json_tok toks[PLAIN_TOKENS];
+    char plain[SR_SESSION_PLAIN_MAX + 1];
+    uint8_t sealed[SR_SESSION_SEALED_MAX];
+};
+
+/* Standard or URL-safe base64, padded or not, into exactly 32 bytes. */
+static int decode_key(const char *s, size_t n, uint8_t out[SR_SESSION_KEY_LEN])
+{
+    char norm[64];
+    size_t k = 0, len = 0;
+    uint8_t buf[48];
+    while (n > 0 && (s[n - 1] == '=' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
+        n--;
+    while (n > 0 && s[0] == ' ')
+        s++, n--;
+    if (n >= sizeof(norm))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        norm[k++] = s[i] == '+' ? '-' : s[i] == '/' ? '_' : s[i];
+    if (sr_base64url_decode(norm, k, buf, sizeof(buf), &len) != 0 || len != SR_SESSION_KEY_LEN)
+        return -1;
+    memcpy(out, buf, SR_SESSION_KEY_LEN);
+    return 0;
+}
+
+static int load_env_keys(struct sr_sessions *s, const char *env, char *err, size_t errlen)
+{
+    const char *p = env;
+    unsigned idx = 0;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        idx++;
+        if (s->nkeys >= KEYS_MAX) {
+            snprintf(err, errlen, "SERENA_SESSION_KEY holds more than %d keys", KEYS_MAX);
+            return -1;
+        }
+        if (decode_key(p, n, s->keys[s->nkeys]) < 0) {
+            snprintf(err, errlen,
+                     "SERENA_SESSION_KEY: key %u is not 32 bytes of base64 (make one with "
+                     "`serena-remote token --session-key`; several keys are separated by commas, "
+                     "the first seals new session ids)",
+                     idx);
+            return -1;
+        }
+        s->nkeys++;
+        p = end ? end + 1 : p + n;
+    }
+    if (s->nkeys == 0) {
+        snprintf(err, errlen, "SERENA_SESSION_KEY is set but holds no key");
+        return -1;
+    }
+    return 0;
+}
+
+/* <state-dir>/session.key: read it, or create it (0600) with a fresh random key. */
+static int load_file_key(struct sr_sessions *s, const char *state_dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", state_dir, KEY_FILE_NAME);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char text[128];
+        ssize_t n = read(fd, text, sizeof(text) - 1);
+        close(fd);
+        if (n <= 0 || decode_key(text, (size_t)n, s->keys[0]) < 0) {
+            snprintf(err, errlen,
+                     "%s does not hold a base64 session key of 32 bytes; restore it from a backup "
+                     "or delete it (clients then start new sessions)",
+                     path);
+            return -1;
+        }
+        s->nkeys = 1;
+        return 0;
+    }
+    if (errno != ENOENT) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    mkdir(state_dir, 0700);
+    if (getrandom(s->keys[0], SR_SESSION_KEY_LEN, 0) != SR_SESSION_KEY_LEN) {
+        snprintf(err, errlen, "no random bytes for a session key: %s", strerror(errno));
+        return -1;
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    char text[64];
+    size_t n = sr_base64url_encode(s->keys[0], SR_SESSION_KEY_LEN, text);
+    text[n++] = '\n';
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, text, n) != (ssize_t)n || fsync(fd) < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    s->nkeys = 1;
+    return 0;
+}
+
+int sr_sessions_new(const char *state_dir, const char *keys_env, uint32_t max_age,
+                    struct sr_sessions **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct sr_sessions *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->max_age = max_age ? max_age : SR_SESSION_MAX_AGE;
+    for (unsigned i = 0; i < BUCKETS; i++)
+        s->bucket[i] = -1;
+    int rc;
+    if (keys_env && *keys_env)
+        rc = load_env_keys(s, keys_env, err, errlen);
+    else if (state_dir)
+        rc = load_file_key(s, state_dir, err, errlen);
+    else {
+        snprintf(err, errlen, "no session key: set SERENA_SESSION_KEY");
+        rc = -1;
+    }
+    s->ctx = rc == 0 ? EVP_CIPHER_CTX_new() : NULL;
+    if (rc < 0 || !s->ctx) {
+        if (rc == 0)
+            snprintf(err, errlen, "out of memory");
+        OPENSSL_cleanse(s->keys, sizeof(s->keys));
+        free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void sr_sessions_free(struct sr_sessions *s)
+{
+    if (!s)
+        return;
+    EVP_CIPHER_CTX_free(s->ctx);
+    OPENSSL_cleanse(s->keys, sizeof(s->keys));
+    free(s);
+}
+
+static int seal(struct sr_sessions *s, const char *plain, size_t n, uint8_t *out, size_t *outlen)
+{
+    uint8_t *nonce = out, *ct = out + SR_SESSION_NONCE_LEN, *tag = ct + n;
+    int len = 0, fin = 0;
+    if (getrandom(nonce, SR_SESSION_NONCE_LEN, 0) != SR_SESSION_NONCE_LEN)
+        return -1;
+    if (EVP_EncryptInit_ex(s->ctx, EVP_aes_256_gcm(), NULL, s->keys[0], nonce) != 1 ||
+        EVP_EncryptUpdate(s->ctx, NULL, &len, (const uint8_t *)SR_SESSION_AAD,
+                          (int)strlen(SR_SESSION_AAD)) != 1 ||
+        EVP_EncryptUpdate(s->ctx, ct, &len, (const uint8_t *)plain, (int)n) != 1 ||
+        EVP_EncryptFinal_ex(s->ctx, ct + len, &fin) != 1 ||
+        EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_GCM_GET_TAG, SR_SESSION_TAG_LEN, tag) != 1)
+        return -1;
+    *outlen = SR_SESSION_NONCE_LEN + n + SR_SESSION_TAG_LEN;
+    return 0;
+}
+
+/* Decrypt sealed[0..n) into s->plain under any key; the plaintext length, or -1. */
+static int unseal(struct sr_sessions *s, const uint8_t *sealed, size_t n)
+{
+    size_t clen = n - SR_SESSION_NONCE_LEN - SR_SESSION_TAG_LEN;
+    const uint8_t *nonce = sealed, *ct = sealed + SR_SESSION_NONCE_LEN, *tag = ct + clen;
+    for (unsigned k = 0; k < s->nkeys; k++) {
+        int len = 0, fin = 0;
+        if (EVP_DecryptInit_ex(s->ctx, EVP_aes_256_gcm(), NULL, s->keys[k], nonce) != 1 ||
+            EVP_DecryptUpdate(s->ctx, NULL, &len, (const uint8_t *)SR_SESSION_AAD,
+                              (int)strlen(SR_SESSION_AAD)) != 1 ||
+            EVP_DecryptUpdate(s->ctx, (uint8_t *)s->plain, &len, ct, (int)clen) != 1 ||
+            EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_GCM_SET_TAG, SR_SESSION_TAG_LEN, (void *)tag) != 1)
+            continue;
+        if (EVP_DecryptFinal_ex(s->ctx, (uint8_t *)s->plain + len, &fin) == 1)
+            return len + fin;
+    }
+    return -1;
+}
+
+int sr_sessions_issue(struct sr_sessions *s, const char *name, const char *body, size_t n, char *id,
+                      size_t cap)
+{
+    int pn = sr_session_plain_new(name, (int64_t)time(NULL), body, n, s->toks, PLAIN_TOKENS,
+                                  s->plain, sizeof(s->plain));
+    size_t sl = 0;
+    if (pn < 0 || seal(s, s->plain, (size_t)pn, s->sealed, &sl) < 0)
+        return -1;
+    return sr_session_id_encode(s->sealed, sl, id, cap);
+}
+
+int sr_sessions_open(struct sr_sessions *s, const char *id, size_t n, const char *name,
+                     char *reinit, size_t reinit_cap, char *proto, size_t proto_cap)
+{
+    size_t sl = 0;
+    int rc = sr_session_id_decode(id, n, s->sealed, sizeof(s->sealed), &sl);
+    if (rc != SR_SESSION_OK)
+        return rc;
+    int pn = unseal(s, s->sealed, sl);
+    if (pn < 0)
+        return SR_SESSION_E_FORGED;
+    struct sr_session_claims c;
+    rc = sr_session_plain_parse(s->plain, (size_t)pn, s->toks, PLAIN_TOKENS, &c);
+    if (rc == SR_SESSION_OK)
+        rc = sr_session_check(&c, name, (int64_t)time(NULL), s->max_age);
+    if (rc != SR_SESSION_OK)
+        return rc;
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    const struct entry *e = lookup(s, id, n, d);
+    if (e && e->ended)
+        return SR_SESSION_E_ENDED;
+    if (reinit && sr_session_reinit_body(&c, reinit, reinit_cap) < 0)
+        return SR_SESSION_E_FORGED;
+    if (proto)
+        sr_session_protocol(&c, s->toks, PLAIN_TOKENS, proto, proto_cap);
+    return SR_SESSION_OK;
+}
+
+static uint32_t bucket_of(const uint8_t *d)
+{
+    return ((uint32_t)d[0] | (uint32_t)d[1] << 8) & (BUCKETS - 1);
+}
+
+static struct entry *lookup(struct sr_sessions *s, const char *id, size_t n, uint8_t *d)
+{
+    SHA256((const uint8_t *)id, n, d);
+    for (int32_t i = s->bucket[bucket_of(d)]; i >= 0; i = s->e[i].next)
+        if (memcmp(s->e[i].digest, d, SHA256_DIGEST_LENGTH) == 0)
+            return &s->e[i];
+    return NULL;
+}
+
+static void unlink_entry(struct sr_sessions *s, int32_t idx)
+{
+    int32_t *pp = &s->bucket[bucket_of(s->e[idx].digest)];
+    while (*pp >= 0 && *pp != idx)
+        pp = &s->e[*pp].next;
+    if (*pp == idx)
+        *pp = s->e[idx].next;
+    s->e[idx].live = false;
+    s->count--;
+}
+
+/* The entry for digest d, created (evicting the least recently used) when missing. */
+static struct entry *insert(struct sr_sessions *s, const uint8_t *d)
+{
+    int32_t slot = -1;
+    for (int32_t i = 0; i < (int32_t)SR_SESSION_TABLE_MAX; i++)
+        if (!s->e[i].live) {
+            slot = i;
+            break;
+        }
+    if (slot < 0) {
+        slot = 0;
+        for (int32_t i = 1; i < (int32_t)SR_SESSION_TABLE_MAX; i++)
+            if (s->e[i].used < s->e[slot].used)
+                slot = i;
+        unlink_entry(s, slot);
+    }
+    struct entry *e = &s->e[slot];
+    memset(e, 0, sizeof(*e));
+    memcpy(e->digest, d, SHA256_DIGEST_LENGTH);
+    e->live = true;
+    uint32_t b = bucket_of(d);
+    e->next = s->bucket[b];
+    s->bucket[b] = slot;
+    s->count++;
+    return e;
+}
+
+const char *sr_sessions_backend(struct sr_sessions *s, const char *id, size_t n, uint64_t inc)
+{
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    struct entry *e = lookup(s, id, n, d);
+    if (!e || e->ended || !e->backend[0] || e->inc != inc)
+        return NULL;
+    e->used = ++s->clock;
+    return e->backend;
+}
+
+void sr_sessions_bind(struct sr_sessions *s, const char *id, size_t n, const char *backend,
+                      size_t bn, uint64_t inc)
+{
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    if (bn > SR_SESSION_BACKEND_ID_MAX)
+        return; /* not kept: the next request re-initializes */
+    struct entry *e = lookup(s, id, n, d);
+    if (!e)
+        e = insert(s, d);
+    memcpy(e->backend, backend, bn);
+    e->backend[bn] = '\0';
+    e->inc = inc;
+    e->used = ++s->clock;
+}
+
+void sr_sessions_unbind(struct sr_sessions *s, const char *id, size_t n)
+{
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    struct entry *e = lookup(s, id, n, d);
+    if (e)
+        e->backend[0] = '\0';
+}
+
+void sr_sessions_end(struct sr_sessions *s, const char *id, size_t n)
+{
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    struct entry *e = lookup(s, id, n, d);
+    if (!e)
+        e = insert(s, d);
+    e->ended = true;
+    e->backend[0] = '\0';
+    e->used = ++s->clock;
+}
+
+uint32_t sr_sessions_count(const struct sr_sessions *s)
+{
+    return s ? s->count : 0;
+}
