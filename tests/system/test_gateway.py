@@ -39,10 +39,10 @@ def target(request, gw, gw_fs, fs_root, everything, fsgw):
     if request.param == "everything":
         return dict(kind="everything", gw=gw, up=everything, tool="echo",
                     args={"message": "through the gateway"}, expect="Echo: through the gateway",
-                    list_has="trigger-long-running-operation", after_delete=400)
+                    list_has="trigger-long-running-operation")
     return dict(kind="filesystem", gw=gw_fs, up=fsgw, tool="read_text_file",
                 args={"path": str(fs_root / "hello.txt")}, expect="hello from fs",
-                list_has="read_text_file", after_delete=404)
+                list_has="read_text_file")
 
 
 def jsonrpc_error(r: peers.Resp) -> dict:
@@ -103,10 +103,10 @@ def test_sdk_client_full_session(target, tokens):
         assert "completed" in text_of(out["long"])
         # A message the server pushed on the standalone GET stream came through the gateway.
         assert "SessionId" in out["pushed"]["data"]
-    # The DELETE reached the upstream: the session is gone there (status relayed unchanged).
+    # The DELETE ended the edge session: its id is refused from now on (and never mapped).
     r = request(g.port, "POST", "/mcp", rpc(9, "tools/list"),
                 mcp_headers(tokens["alice"], out["sessionId"], proto=out["protocolVersion"]))
-    assert r.status == target["after_delete"], r
+    assert r.status == 404 and "ended with DELETE" in r.body.decode(), r
 
 
 def test_python_client(target, tokens):
@@ -271,7 +271,9 @@ def test_initialized_shim_delivers_exact_body_upstream(gateway_factory, run_dir)
             lambda: [e for e in peers.stub_log(up.port) if e["json"] == json.loads(INITIALIZED)],
             "notifications/initialized upstream")
         e = got[0]
-        assert e["h"].get("mcp-session-id") == [sid]
+        # The client holds the edge's own session id; upstream sees only its own session.
+        assert sid.startswith("sr1.")
+        assert e["h"].get("mcp-session-id") == ["stub-session-1"]
         assert "authorization" not in e["h"]
     finally:
         up.stop()
@@ -332,16 +334,26 @@ def test_relay_headers_host_and_secrets(gateway_factory, run_dir):
         e = [x for x in peers.stub_log(up.port) if x["json"] and x["json"].get("id") == 11][-1]["h"]
         assert e["host"] == [f"127.0.0.1:{up.port}"]
         assert "authorization" not in e and "origin" not in e
-        assert e["mcp-session-id"] == [sid]
+        assert sid.startswith("sr1.") and e["mcp-session-id"] == ["stub-session-1"]
         assert e["mcp-protocol-version"] == [peers.PROTO]
         assert e["last-event-id"] == ["ev-42"]
         assert e["content-type"] == ["application/json"]
-        # Upstream statuses are relayed unchanged.
-        for code in (404, 409, 415):
+        # Upstream statuses are relayed unchanged...
+        for code in (409, 415):
             r = request(g.port, "POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": code, "method": "stub/status",
                                                             "params": {"code": code}}), mcp_headers(tok, sid))
             assert r.status == code, r
             assert f"stub status {code}".encode() in r.body
+        # ...but a 404 on a mapped session means the upstream lost it: the edge re-initializes
+        # the upstream session and sends the request once more; a second 404 is answered by the
+        # edge itself (the stub's text never reaches the client).
+        n_init = len([x for x in peers.stub_log(up.port) if x["json"].get("method") == "initialize"])
+        r = request(g.port, "POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 404, "method": "stub/status",
+                                                        "params": {"code": 404}}), mcp_headers(tok, sid))
+        assert r.status == 404 and b"stub status" not in r.body, r
+        log = peers.stub_log(up.port)
+        assert len([x for x in log if x["json"].get("method") == "initialize"]) == n_init + 1
+        assert len([x for x in log if x["json"].get("method") == "stub/status" and x["json"]["id"] == 404]) == 2
     finally:
         up.stop()
 

@@ -16,8 +16,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
+import time
 
 import peers
 from peers import (INITIALIZED, Stream, body_messages, init_body, mcp_headers, new_token, open_session,
@@ -301,19 +303,25 @@ def test_idle_instance_sleeps_and_wakes(instance_gateway_factory, tmp_dir):
     reader.start()
     doc = wait_state(g, t, "asleep")
     assert doc["instance"]["restarts"] == 0 and doc["instance"]["last_error"] is None, doc
-    reader.join(GUARD)
-    assert not reader.is_alive(), "the GET stream stayed open after the instance went to sleep"
-    assert "error" not in outcome, f"the GET stream was not closed cleanly: {outcome['error']!r}"
-    stream.close()
     assert not g.route_dir("gen-1:alpha").joinpath("pid").exists(), "pid file left after sleep"
     wait_gone(pid1, st1, "the sleeping backend's process to exit")
     assert re.search(r"route=gen-1:alpha instance stopping: idle", g.log_text()), g.log_text()[-2000:]
     g.wait_log(lambda s: "route=gen-1:alpha instance stopped" in s, "instance stopped")
     assert g.health()["instances"]["running"] == 0
-    # The old session died with the process: the next request wakes a fresh backend, which does
-    # not know the session; the client initializes again and works.
+    # The edge keeps the client's GET stream open while the instance sleeps, and the open
+    # stream does not wake it: still asleep a while later.
+    time.sleep(2.0)
+    assert reader.is_alive(), f"the GET stream was closed when the instance slept: {outcome!r}"
+    assert g.status(t)["instance"]["state"] == "asleep"
+    assert not g.route_dir("gen-1:alpha").joinpath("pid").exists()
+    # The next request in the same session wakes a fresh backend, where the edge resumes the
+    # session: the client's id keeps working.
     r = request(g.port, "POST", "/mcp", rpc(5, "tools/list"), mcp_headers(t, sid))
-    assert r.status in (400, 404), r
+    assert r.status == 200 and peers.body_messages(r)[0]["result"]["tools"], r
+    assert re.search(r"route=gen-1:alpha resumed a client session", g.log_text())
+    stream.conn.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread; close() alone would not
+    reader.join(GUARD)
+    stream.close()
     sid2 = session_and_echo(g, t, "after sleep")
     assert sid2 != sid
     pid2, st2 = wait_pidfile(g, "gen-1:alpha")
