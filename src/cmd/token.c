@@ -1,7 +1,8 @@
 /*
  * `serena-remote token`: a new random token (32 bytes from the OS,
  * base64url) and its sha256: form, so the plaintext can go to the client
- * and only the digest into the gateway's configuration.
+ * and only the digest into the gateway's configuration; with --session-key,
+ * a key for SERENA_SESSION_KEY.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,10 +15,25 @@
 int sr_cmd_token(int argc, char **argv)
 {
     if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        printf("Usage: serena-remote token\n\n"
+        printf("Usage: serena-remote token [--session-key]\n\n"
                "Prints a new token (32 random bytes, base64url) on the first line and its\n"
                "sha256:<hex> form on the second. Give the token to the client; put either\n"
-               "form in API_TOKEN / API_TOKENS_JSON / API_TOKENS_FILE.\n");
+               "form in API_TOKEN / API_TOKENS_JSON / API_TOKENS_FILE.\n\n"
+               "--session-key prints a new key for SERENA_SESSION_KEY instead (32 random\n"
+               "bytes, base64url): give the same key to every replica and to the Worker so\n"
+               "that any of them can resume a client's session.\n");
+        return 0;
+    }
+    if (argc == 1 && strcmp(argv[0], "--session-key") == 0) {
+        uint8_t key[32];
+        char text[48];
+        if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+            perror("serena-remote token: getrandom");
+            return 1;
+        }
+        size_t n = sr_base64url_encode(key, sizeof(key), text);
+        text[n] = '\0';
+        printf("%s\n", text);
         return 0;
     }
     if (argc > 0) {

@@ -79,11 +79,9 @@ static int decode_key(const char *s, size_t n, uint8_t out[SR_SESSION_KEY_LEN])
 static int load_env_keys(struct sr_sessions *s, const char *env, char *err, size_t errlen)
 {
     const char *p = env;
-    unsigned idx = 0;
-    while (*p) {
+    for (unsigned idx = 1;; idx++) {
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        idx++;
         if (s->nkeys >= KEYS_MAX) {
             snprintf(err, errlen, "SERENA_SESSION_KEY holds more than %d keys", KEYS_MAX);
             return -1;
@@ -97,13 +95,10 @@ static int load_env_keys(struct sr_sessions *s, const char *env, char *err, size
             return -1;
         }
         s->nkeys++;
-        p = end ? end + 1 : p + n;
+        if (!end)
+            return 0;
+        p = end + 1;
     }
-    if (s->nkeys == 0) {
-        snprintf(err, errlen, "SERENA_SESSION_KEY is set but holds no key");
-        return -1;
-    }
-    return 0;
 }
 
 /* <state-dir>/session.key: read it, or create it (0600) with a fresh random key. */
