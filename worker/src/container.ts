@@ -1,7 +1,14 @@
 // One Cloudflare Container per route: a Durable Object (named by the route) whose container runs
 // `serena-remote run` as PID 1 (deploy/Dockerfile.cloudflare). The container learns everything it
 // needs from its start-up environment: the persistence settings and R2 credentials, its instance
-// id (the partition of its snapshots), its route, and the shared secret the Worker sends.
+// id (the partition of its snapshots), its route, the shared secret the Worker sends, and the key
+// that seals its clients' session ids.
+//
+// Session ids are opened by the container's `serena-remote run` (the same C edge as `serve`), so
+// the key must outlive the container: a container's disk is new after every sleep. Each route gets
+// its own key, so an id issued by one token's container never opens in another's: derived from
+// SERENA_SESSION_KEY and the route name when that secret is set (the same key on every deploy),
+// else 32 random bytes kept in this Durable Object's storage.
 
 import { Container } from "@cloudflare/containers";
 import { type Env, persistenceEnv } from "./env";
@@ -36,6 +43,10 @@ export class SerenaContainer extends Container<Env> {
     }
     if (env.SERENA_INTERNAL_SECRET) vars.SERENA_INTERNAL_SECRET = env.SERENA_INTERNAL_SECRET;
     this.envVars = vars;
+    // Before any request can start the container: its environment must hold the key.
+    ctx.blockConcurrencyWhile(async () => {
+      vars.SERENA_SESSION_KEY = await routeSessionKey(ctx, env);
+    });
   }
 
   override onStop(params: { exitCode: number; reason: string }): void {
@@ -46,4 +57,31 @@ export class SerenaContainer extends Container<Env> {
     console.error(`container ${this.ctx.id.name ?? this.ctx.id.toString()} failed: ${error}`);
     throw error;
   }
+}
+
+function base64url(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** The session key of this route's container (base64url of 32 bytes). */
+export async function routeSessionKey(ctx: DurableObjectState<{}>, env: Env): Promise<string> {
+  const route = ctx.id.name ?? ctx.id.toString();
+  if (env.SERENA_SESSION_KEY) {
+    const master = await crypto.subtle.importKey(
+      "raw",
+      new TextEncoder().encode(env.SERENA_SESSION_KEY),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"]
+    );
+    const mac = await crypto.subtle.sign("HMAC", master, new TextEncoder().encode(`serena-remote session key v1\0${route}`));
+    return base64url(new Uint8Array(mac));
+  }
+  const kept = await ctx.storage.get<string>("session-key");
+  if (kept) return kept;
+  const key = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  await ctx.storage.put("session-key", key);
+  return key;
 }

@@ -37,6 +37,12 @@ export interface Env {
   SERENA_BACKEND_CMD?: string;
   SERENA_REMOTE_LOG_FORMAT?: string;
 
+  /**
+   * Optional secret: the master key of client session ids. Each container gets a key derived from
+   * it and its route; without it each Durable Object keeps a random key of its own in its storage.
+   */
+  SERENA_SESSION_KEY?: string;
+
   /** Shared secret the Worker sends to `serena-remote run` in X-Serena-Internal-Secret (secret). */
   SERENA_INTERNAL_SECRET?: string;
 

@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import {
   SERENA_REMOTE,
@@ -60,6 +61,9 @@ async function startRun(name) {
       SERENA_INSTANCE_ID: r.instanceId,
       SERENA_INTERNAL_SECRET: SECRET,
       MCP_CONTAINER_ROUTE_GENERATION: GEN,
+      // What SerenaContainer derives per route: each container its own session key, kept across
+      // its sleeps.
+      SERENA_SESSION_KEY: r.sessionKey,
     },
   });
   await waitUntil(
@@ -75,7 +79,12 @@ before(async () => {
   runHelp = spawnSync(SERENA_REMOTE, ["run", "--help"], { encoding: "utf8" }).stdout ?? "";
   mkdirSync(store, { recursive: true });
   for (const name of ["alice", "bob"]) {
-    runs[name] = { port: await freePort(), stateDir: join(tmp, `state-${name}`), instanceId: `do-${name}-0001` };
+    runs[name] = {
+      port: await freePort(),
+      stateDir: join(tmp, `state-${name}`),
+      instanceId: `do-${name}-0001`,
+      sessionKey: randomBytes(32).toString("base64url"),
+    };
     await startRun(name);
   }
   wport = await freePort();
@@ -308,4 +317,29 @@ test("SIGTERM to run writes a final snapshot, and the next run restores it", asy
   const home2 = (await backendEnv(TOKENS.alice, sid2)).SERENA_HOME;
   assert.ok(home2.startsWith(a.stateDir), `${home2} is under the new state dir`);
   assert.equal(readFileSync(join(home2, "sr-e2e-marker.txt"), "utf8"), marker);
+  // The client's first session survived the container's sleep: the new `run` re-initialized it on
+  // the new backend, and the client's id is unchanged.
+  const again = await mcp(TOKENS.alice, { jsonrpc: "2.0", id: 8, method: "tools/list" }, { sid });
+  assert.equal(again.status, 200, again.text);
+  assert.ok(again.msg?.result?.tools?.length > 0, again.text);
+  assert.equal(again.headers.get("mcp-session-id") ?? sid, sid);
+});
+
+test("session ids are the edge's own: sealed, bound to their container, refused elsewhere", async () => {
+  const sid = await session(TOKENS.alice);
+  assert.match(sid, /^sr1\./);
+  // Another token's container holds another key: alice's id does not open there.
+  const foreign = await mcp(TOKENS.bob, { jsonrpc: "2.0", id: 9, method: "tools/list" }, { sid });
+  assert.equal(foreign.status, 404, foreign.text);
+  assert.match(foreign.msg.error.message, /Session not found/);
+  // A forged id gets 404 too; DELETE ends the session.
+  const forged = await mcp(TOKENS.alice, { jsonrpc: "2.0", id: 10, method: "tools/list" }, { sid: sid.slice(0, -4) + "AAAA" });
+  assert.equal(forged.status, 404, forged.text);
+  const del = await fetch(url("/mcp"), {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${TOKENS.alice}`, "mcp-session-id": sid, accept: ACCEPT },
+  });
+  assert.equal(del.status, 200, await del.text());
+  const after = await mcp(TOKENS.alice, { jsonrpc: "2.0", id: 11, method: "tools/list" }, { sid });
+  assert.equal(after.status, 404, after.text);
 });
