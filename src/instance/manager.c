@@ -12,117 +12,29 @@
  * - Instances that sleep keep their record (restarts, last error, times) so
  *   /status can tell a user what happened; the process and port are gone.
  */
-#include "instance/manager.h"
+#include "instance/internal.h"
 
 #include <dirent.h>
-#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "core/limits.h"
 #include "core/mem.h"
 #include "core/sha256.h"
 #include "http/log.h"
-#include "instance/spawn.h"
-#include "snapshot/snapshot.h"
-
-#define HOLD_MAX       64              /* requests held per starting instance */
-#define CRASH_WINDOW   60              /* seconds */
-#define CRASH_LIMIT    3               /* crashes within the window: cool down */
-#define CRASH_COOLDOWN 60              /* seconds */
-#define LOG_CAP        (1024u * 1024u) /* backend.log rotates above this */
-#define PROBE_FIRST_MS 25              /* a refused connect costs microseconds: poll often */
-#define PROBE_MAX_MS   200             /* after PROBE_FAST_S of waiting */
-#define PROBE_FAST_S   10
-#define PROJECT_FILE   ".serena-remote-project" /* in home/: snapshots carry it */
-
-extern char **environ;
-
-enum inst_state { ST_ASLEEP, ST_STARTING, ST_READY, ST_STOPPING, ST_FAILED };
-
-struct sr_inst_wait {
-    struct sr_instance *inst;
-    sr_inst_cb cb;
-    void *arg;
-    struct sr_inst_wait *prev, *next;
-};
-
-struct sr_instance {
-    struct sr_instances *m;
-    struct sr_instance *next;
-    char route[SR_ROUTE_MAX + 1];
-    char generation[SR_GENERATION_MAX + 1];
-    char dir[PATH_MAX];
-    char log_path[PATH_MAX];
-    enum inst_state state;
-    struct sr_child *child;
-    struct sr_upstream *up;
-    struct sr_up_req *probe;
-    struct event *timer; /* probe, sleep, grace or cool-down, by state */
-    struct event *start_deadline;
-    unsigned probe_ms;
-    uint16_t port;
-    bool draining;
-    bool timed_out;
-    bool term_sent;
-    uint32_t inflight_posts, inflight;
-    uint32_t restarts;
-    time_t started_at, ready_at, last_activity, stopped_at;
-    time_t crash_times[CRASH_LIMIT];
-    time_t cooldown_until;
-    char last_error[512];
-    struct sr_inst_wait *waiters;
-    uint32_t nwait;
-    /* Persistence. */
-    char token_name[SR_TOKEN_NAME_MAX + 1];
-    char partition[96];
-    struct sr_snapshot_job *job; /* a restore or snapshot in flight */
-    bool job_is_restore;
-    bool snap_pending; /* the backend stopped during an interval snapshot: take another */
-    struct event *snap_timer;
-    int64_t snap_created;
-    uint64_t snap_size;
-    char snap_key[256];
-    char snap_note[256];
-    bool snap_failed;
-    /* Continuity. */
-    uint64_t incarnation;
-    char project[SR_PROJECT_MAX + 1]; /* remembered project, "" when none */
-    bool project_loaded;
-};
-
-struct sr_instances {
-    struct event_base *base;
-    struct sr_inst_opts o;
-    char state_dir[PATH_MAX];
-    struct sr_instance *list;
-    void (*shutdown_done)(void *arg);
-    void *shutdown_arg;
-    bool shutting_down;
-    bool store_degraded;
-    uint64_t incarnations;
-};
-
-static void inst_spawn(struct sr_instance *inst);
-static void inst_start(struct sr_instance *inst);
-static void snapshot_start(struct sr_instance *inst, const char *why);
-static void inst_stop(struct sr_instance *inst, const char *why);
-static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static int mkdir_p(const char *path, mode_t mode)
+int sr_inst_mkdir_p(const char *path, mode_t mode)
 {
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s", path);
@@ -160,181 +72,6 @@ static void set_timer(struct sr_instance *inst, unsigned ms)
     evtimer_add(inst->timer, &tv);
 }
 
-/* Append s to the buffer as one single-quoted shell word. */
-static void shell_quote(char *out, size_t cap, size_t *len, const char *s)
-{
-    size_t n = *len;
-#define PUT(ch)                                                                                    \
-    do {                                                                                           \
-        if (n + 1 < cap)                                                                           \
-            out[n++] = (ch);                                                                       \
-    } while (0)
-    PUT('\'');
-    for (; *s; s++) {
-        if (*s == '\'') {
-            PUT('\'');
-            PUT('\\');
-            PUT('\'');
-            PUT('\'');
-        } else {
-            PUT(*s);
-        }
-    }
-    PUT('\'');
-#undef PUT
-    out[n] = '\0';
-    *len = n;
-}
-
-static bool project_valid(const char *p, size_t n)
-{
-    if (n == 0 || n > SR_PROJECT_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-            return false;
-    return true;
-}
-
-/* The remembered project from home/PROJECT_FILE (read once per instance record). */
-static void load_project(struct sr_instance *inst)
-{
-    if (inst->project_loaded)
-        return;
-    inst->project_loaded = true;
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/home/%s", inst->dir, PROJECT_FILE);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return;
-    char buf[SR_PROJECT_MAX + 2];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    while (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (!project_valid(buf, n)) {
-        sr_log_event("warn", "route=%s ignoring %s: not a project path or name", inst->route, path);
-        return;
-    }
-    memcpy(inst->project, buf, n);
-    inst->project[n] = '\0';
-}
-
-/* What {project_args} becomes: the remembered project, else the default, if it still exists. */
-static const char *start_project(struct sr_instance *inst)
-{
-    load_project(inst);
-    const char *p = inst->project[0] ? inst->project : inst->m->o.default_project;
-    if (!p || !*p)
-        return NULL;
-    struct stat st;
-    if (p[0] == '/' && stat(p, &st) < 0) {
-        sr_log_event("warn", "route=%s project %s no longer exists: starting without it",
-                     inst->route, p);
-        return NULL;
-    }
-    return p;
-}
-
-/* Expand {port} {home} {workdir} {route} {project_args} in the template, each value quoted. */
-static int expand_cmd(struct sr_instance *inst, char *out, size_t cap)
-{
-    const char *t = inst->m->o.backend_cmd;
-    const char *project = start_project(inst);
-    char port[8], home[PATH_MAX + 8], work[PATH_MAX + 8];
-    snprintf(port, sizeof(port), "%u", (unsigned)inst->port);
-    snprintf(home, sizeof(home), "%s/home", inst->dir);
-    snprintf(work, sizeof(work), "%s/work", inst->dir);
-    size_t n = 0;
-    out[0] = '\0';
-    while (*t && n + 1 < cap) {
-        const char *val = NULL;
-        size_t skip = 0;
-        if (strncmp(t, "{port}", 6) == 0)
-            val = port, skip = 6;
-        else if (strncmp(t, "{home}", 6) == 0)
-            val = home, skip = 6;
-        else if (strncmp(t, "{workdir}", 9) == 0)
-            val = work, skip = 9;
-        else if (strncmp(t, "{route}", 7) == 0)
-            val = inst->route, skip = 7;
-        else if (strncmp(t, "{project_args}", 14) == 0) {
-            t += 14;
-            if (project) {
-                static const char flag[] = "--project ";
-                for (const char *q = flag; *q && n + 1 < cap; q++)
-                    out[n++] = *q;
-                out[n] = '\0';
-                shell_quote(out, cap, &n, project);
-            }
-            continue;
-        }
-        if (val) {
-            shell_quote(out, cap, &n, val);
-            t += skip;
-        } else {
-            out[n++] = *t++;
-            out[n] = '\0';
-        }
-    }
-    return *t ? -1 : 0;
-}
-
-/*
- * --sandbox bwrap: the backend runs in a mount namespace where the whole
- * state directory (every route, the token file) is replaced by an empty
- * tmpfs, and only this route's home/, work/ and tmp/ are bound back,
- * writable. The rest of the file system is read-only; the network is shared
- * (the backend listens on 127.0.0.1 for the gateway). /tmp is not replaced:
- * the backend's TMPDIR is its own tmp/, and a tmpfs over /tmp would hide
- * installations that live there (a checkout under /tmp, its venv).
- */
-static int sandbox_wrap(const struct sr_instance *inst, char *cmd, size_t cap)
-{
-    const char *sd = inst->m->state_dir;
-    char sub[3][PATH_MAX + 8];
-    snprintf(sub[0], sizeof(sub[0]), "%s/home", inst->dir);
-    snprintf(sub[1], sizeof(sub[1]), "%s/work", inst->dir);
-    snprintf(sub[2], sizeof(sub[2]), "%s/tmp", inst->dir);
-    char *out = malloc(cap);
-    if (!out)
-        return -1;
-    size_t n = (size_t)snprintf(out, cap,
-                                "bwrap --die-with-parent --ro-bind / / --dev /dev --proc /proc "
-                                "--tmpfs /dev/shm --tmpfs ");
-    shell_quote(out, cap, &n, sd);
-    for (int i = 0; i < 3; i++) {
-        if (n + 9 >= cap)
-            goto toolong;
-        memcpy(out + n, " --bind ", 8);
-        n += 8;
-        shell_quote(out, cap, &n, sub[i]);
-        out[n++] = ' ';
-        shell_quote(out, cap, &n, sub[i]);
-    }
-    if (n + 16 >= cap)
-        goto toolong;
-    memcpy(out + n, " --chdir ", 9);
-    n += 9;
-    shell_quote(out, cap, &n, sub[1]);
-    const char *tail = " -- /bin/sh -c ";
-    if (n + strlen(tail) + 1 >= cap)
-        goto toolong;
-    memcpy(out + n, tail, strlen(tail));
-    n += strlen(tail);
-    char quoted_src[8192];
-    snprintf(quoted_src, sizeof(quoted_src), "exec %s", cmd);
-    shell_quote(out, cap, &n, quoted_src);
-    if (n + 2 >= cap)
-        goto toolong;
-    memcpy(cmd, out, n + 1);
-    free(out);
-    return 0;
-toolong:
-    free(out);
-    return -1;
-}
-
 /* A free port on 127.0.0.1 (the kernel picks; a race with another process is possible but rare). */
 static int free_port(uint16_t *port)
 {
@@ -351,52 +88,6 @@ static int free_port(uint16_t *port)
     }
     close(fd);
     return rc;
-}
-
-/* The gateway's secrets never reach a backend (server-everything's get-env tool would print them).
- */
-static bool secret_env(const char *kv)
-{
-    static const char *const prefixes[] = {
-        "API_TOKEN",  "AWS_",         "R2_",   "S3_",     "SERENA_REMOTE_",
-        "SERENA_R2_", "SERENA_HOME=", "HOME=", "TMPDIR=", "SERENA_INTERNAL_SECRET"};
-    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-        if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
-            return true;
-    return false;
-}
-
-static char **build_env(const struct sr_instance *inst)
-{
-    size_t n = 0;
-    for (char **e = environ; *e; e++)
-        n++;
-    char **env = calloc(n + 8, sizeof(char *));
-    if (!env)
-        return NULL;
-    size_t k = 0;
-    for (char **e = environ; *e; e++)
-        if (!secret_env(*e))
-            env[k++] = strdup(*e);
-    char buf[PATH_MAX + 32];
-    snprintf(buf, sizeof(buf), "SERENA_HOME=%s/home", inst->dir);
-    env[k++] = strdup(buf);
-    snprintf(buf, sizeof(buf), "HOME=%s/home", inst->dir);
-    env[k++] = strdup(buf);
-    snprintf(buf, sizeof(buf), "TMPDIR=%s/tmp", inst->dir);
-    env[k++] = strdup(buf);
-    env[k++] = strdup("SERENA_USAGE_REPORTING=false");
-    env[k] = NULL;
-    return env;
-}
-
-static void free_env(char **env)
-{
-    if (!env)
-        return;
-    for (char **e = env; *e; e++)
-        free(*e);
-    free(env);
 }
 
 static void write_pidfile(const struct sr_instance *inst)
@@ -435,7 +126,7 @@ static void wait_unlink(struct sr_inst_wait *w)
 }
 
 /* Release every held request: with the upstream when ready, else with an error. */
-static void release_waiters(struct sr_instance *inst, int status, const char *msg)
+void sr_inst_release_waiters(struct sr_instance *inst, int status, const char *msg)
 {
     while (inst->waiters) {
         struct sr_inst_wait *w = inst->waiters;
@@ -480,7 +171,7 @@ static void inst_free(struct sr_instance *inst)
     free(inst);
 }
 
-static void check_shutdown_done(struct sr_instances *m)
+void sr_inst_check_shutdown(struct sr_instances *m)
 {
     if (!m->shutting_down || !m->shutdown_done)
         return;
@@ -521,7 +212,7 @@ static void inst_ready(struct sr_instance *inst)
         struct timeval tv = {(time_t)inst->m->o.snap_interval, 0};
         evtimer_add(inst->snap_timer, &tv);
     }
-    release_waiters(inst, 0, NULL);
+    sr_inst_release_waiters(inst, 0, NULL);
     if (inst->m->o.on_state && inst->state == ST_READY)
         inst->m->o.on_state(inst->m->o.state_arg, inst->route, inst, true);
 }
@@ -593,8 +284,8 @@ static void start_deadline_cb(evutil_socket_t fd, short what, void *arg)
              "The backend for this token did not start within %u seconds (its log is %s on the "
              "gateway host). Retry later; if it persists, check that log.",
              inst->m->o.start_timeout, inst->log_path);
-    release_waiters(inst, 503, msg);
-    inst_stop(inst, "start timeout");
+    sr_inst_release_waiters(inst, 503, msg);
+    sr_inst_stop(inst, "start timeout");
 }
 
 static void on_child_exit(void *arg, int code, int signo)
@@ -647,7 +338,7 @@ static void on_child_exit(void *arg, int code, int signo)
         snprintf(msg, sizeof(msg),
                  "The backend for this token %s; the next request starts it again",
                  inst->last_error);
-        release_waiters(inst, loop ? 503 : 502, msg);
+        sr_inst_release_waiters(inst, loop ? 503 : 502, msg);
     }
     inst->timed_out = false;
     inst->term_sent = false;
@@ -657,194 +348,21 @@ static void on_child_exit(void *arg, int code, int signo)
         m->o.on_state(m->o.state_arg, inst->route, inst, false);
     /* The backend is gone, its files are quiet: the best moment for a snapshot. */
     if (m->o.store && !inst->job)
-        snapshot_start(inst, expected ? "stop" : "crash");
+        sr_inst_snapshot(inst, expected ? "stop" : "crash");
     else if (m->o.store)
         /* An interval snapshot may have read the tree before the last writes: take one more
          * when it ends, so the final state is never lost. */
         inst->snap_pending = true;
     if (m->shutting_down) {
-        check_shutdown_done(m);
+        sr_inst_check_shutdown(m);
         return;
     }
     /* Requests arrived while it was stopping: start it again for them (after the snapshot). */
     if (inst->waiters && inst->state == ST_ASLEEP && !inst->job)
-        inst_start(inst);
+        sr_inst_start(inst);
 }
 
-/* ---- persistence --------------------------------------------------------- */
-
-static bool dir_empty(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d)
-        return true;
-    struct dirent *de;
-    bool empty = true;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            empty = false;
-            break;
-        }
-    closedir(d);
-    return empty;
-}
-
-static void snap_opts(const struct sr_instance *inst, struct sr_snapshot_opts *o)
-{
-    const struct sr_inst_opts *mo = &inst->m->o;
-    memset(o, 0, sizeof(*o));
-    o->prefix = mo->snap_prefix;
-    o->partition = inst->partition;
-    o->excludes = mo->snap_excludes;
-    o->retention = mo->snap_retention;
-}
-
-static void snapshot_done(void *arg, int status, const struct sr_snapshot_result *r,
-                          const char *err)
-{
-    struct sr_instance *inst = arg;
-    struct sr_instances *m = inst->m;
-    inst->job = NULL;
-    if (status < 0) {
-        inst->snap_failed = true;
-        m->store_degraded = true;
-        snprintf(inst->snap_note, sizeof(inst->snap_note), "snapshot failed: %s", err);
-        sr_log_event("warn", "route=%s snapshot failed: %s", inst->route, err);
-    } else {
-        inst->snap_failed = false;
-        m->store_degraded = false;
-        if (!r->skipped) {
-            inst->snap_created = r->created;
-            inst->snap_size = r->size;
-            snprintf(inst->snap_key, sizeof(inst->snap_key), "%s", r->key);
-        }
-        snprintf(inst->snap_note, sizeof(inst->snap_note), "%s",
-                 r->skipped ? "unchanged since the last snapshot: nothing uploaded" : r->note);
-        if (r->skipped)
-            sr_log_event("info", "route=%s snapshot skipped: unchanged since the last one",
-                         inst->route);
-        else
-            sr_log_event("info", "route=%s snapshot %s (%llu bytes, %llu files)", inst->route,
-                         r->key, (unsigned long long)r->size, (unsigned long long)r->files);
-    }
-    if (inst->snap_pending && !inst->child) {
-        inst->snap_pending = false;
-        snapshot_start(inst, "stop, after an interval snapshot");
-        if (inst->job)
-            return; /* its completion continues from here */
-    }
-    if (inst->state == ST_READY && m->o.snap_interval) {
-        struct timeval tv = {(time_t)m->o.snap_interval, 0};
-        evtimer_add(inst->snap_timer, &tv);
-    }
-    if (m->shutting_down) {
-        check_shutdown_done(m);
-        return;
-    }
-    if (inst->waiters && inst->state == ST_ASLEEP)
-        inst_start(inst);
-}
-
-static void snapshot_start(struct sr_instance *inst, const char *why)
-{
-    struct sr_instances *m = inst->m;
-    char home[PATH_MAX + 8];
-    struct sr_snapshot_opts o;
-    if (inst->job)
-        return;
-    snprintf(home, sizeof(home), "%s/home", inst->dir);
-    if (dir_empty(home))
-        return; /* never started: nothing to keep */
-    snap_opts(inst, &o);
-    inst->job_is_restore = false;
-    if (sr_snapshot_job_start(m->base, SR_SNAP_TAKE, m->o.store, &o, home, snapshot_done, inst,
-                              &inst->job) < 0) {
-        inst->job = NULL;
-        m->store_degraded = true;
-        sr_log_event("warn", "route=%s cannot start a snapshot worker (%s)", inst->route, why);
-    }
-}
-
-static void snap_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct sr_instance *inst = arg;
-    (void)fd;
-    (void)what;
-    if (inst->state == ST_READY)
-        snapshot_start(inst, "interval");
-}
-
-static void restore_done(void *arg, int status, const struct sr_snapshot_result *r, const char *err)
-{
-    struct sr_instance *inst = arg;
-    struct sr_instances *m = inst->m;
-    inst->job = NULL;
-    if (status < 0) {
-        m->store_degraded = true;
-        if (m->o.strict) {
-            snprintf(inst->last_error, sizeof(inst->last_error),
-                     "restore failed and SERENA_R2_STATE_STRICT=1: %.400s", err);
-            sr_log_event("error", "route=%s %s", inst->route, inst->last_error);
-            inst->state = ST_ASLEEP;
-            char msg[640];
-            snprintf(msg, sizeof(msg),
-                     "The state of this token could not be restored from the snapshot store "
-                     "(%.400s), and strict mode keeps its backend from starting without it.",
-                     err);
-            release_waiters(inst, 503, msg);
-            if (m->shutting_down)
-                check_shutdown_done(m);
-            return;
-        }
-        snprintf(inst->snap_note, sizeof(inst->snap_note),
-                 "restore failed, started with local state only: %.200s", err);
-        sr_log_event("warn", "route=%s %s", inst->route, inst->snap_note);
-    } else {
-        m->store_degraded = false;
-        if (r->nothing)
-            snprintf(inst->snap_note, sizeof(inst->snap_note), "no snapshot to restore");
-        else
-            snprintf(inst->snap_note, sizeof(inst->snap_note), "restored %.150s%s%.80s", r->key,
-                     r->fell_back ? " (fell back: " : "", r->fell_back ? r->note : "");
-        if (r->fell_back)
-            strncat(inst->snap_note, ")", sizeof(inst->snap_note) - strlen(inst->snap_note) - 1);
-        sr_log_event(r->fell_back ? "warn" : "info", "route=%s %s", inst->route, inst->snap_note);
-    }
-    if (m->shutting_down) {
-        inst->state = ST_ASLEEP;
-        release_waiters(inst, 503, "The gateway is shutting down; retry in a moment.");
-        check_shutdown_done(m);
-        return;
-    }
-    inst_spawn(inst);
-}
-
-/* Restore when the disk is fresh (home missing or empty), then spawn. */
-static void inst_start(struct sr_instance *inst)
-{
-    struct sr_instances *m = inst->m;
-    char home[PATH_MAX + 8];
-    snprintf(home, sizeof(home), "%s/home", inst->dir);
-    if (!m->o.store || inst->job || !dir_empty(home)) {
-        if (!inst->job)
-            inst_spawn(inst);
-        return;
-    }
-    struct sr_snapshot_opts o;
-    snap_opts(inst, &o);
-    mkdir_p(inst->dir, 0700);
-    inst->job_is_restore = true;
-    inst->state = ST_STARTING;
-    inst->started_at = time(NULL);
-    sr_log_event("info", "route=%s restoring its state from %s", inst->route, m->o.store->kind);
-    if (sr_snapshot_job_start(m->base, SR_SNAP_RESTORE, m->o.store, &o, home, restore_done, inst,
-                              &inst->job) < 0) {
-        inst->job = NULL;
-        restore_done(inst, SR_STORE_E_IO, NULL, "cannot start a restore worker");
-    }
-}
-
-static void inst_spawn(struct sr_instance *inst)
+void sr_inst_spawn(struct sr_instance *inst)
 {
     struct sr_instances *m = inst->m;
     char err[512], home[PATH_MAX + 8], work[PATH_MAX + 8], tmp[PATH_MAX + 8], url[64];
@@ -855,7 +373,8 @@ static void inst_spawn(struct sr_instance *inst)
     snprintf(tmp, sizeof(tmp), "%s/tmp", inst->dir);
     /* A killed language server leaves its temporary files behind: start clean. */
     empty_dir(tmp);
-    if (mkdir_p(home, 0700) < 0 || mkdir_p(work, 0700) < 0 || mkdir_p(tmp, 0700) < 0) {
+    if (sr_inst_mkdir_p(home, 0700) < 0 || sr_inst_mkdir_p(work, 0700) < 0 ||
+        sr_inst_mkdir_p(tmp, 0700) < 0) {
         snprintf(err, sizeof(err), "cannot create %.300s: %s", inst->dir, strerror(errno));
         goto fail;
     }
@@ -873,15 +392,15 @@ static void inst_spawn(struct sr_instance *inst)
         snprintf(err, sizeof(err), "no free port on 127.0.0.1: %s", strerror(errno));
         goto fail;
     }
-    if (expand_cmd(inst, cmd, sizeof(cmd)) < 0 ||
-        (m->o.sandbox && sandbox_wrap(inst, cmd, sizeof(cmd)) < 0)) {
+    if (sr_inst_expand_cmd(inst, cmd, sizeof(cmd)) < 0 ||
+        (m->o.sandbox && sr_inst_sandbox_wrap(inst, cmd, sizeof(cmd)) < 0)) {
         snprintf(err, sizeof(err), "the backend command is too long");
         goto fail;
     }
     snprintf(url, sizeof(url), "http://127.0.0.1:%u/mcp", (unsigned)inst->port);
     if (sr_upstream_new(m->base, url, &inst->up, err, sizeof(err)) < 0)
         goto fail;
-    char **env = build_env(inst);
+    char **env = sr_inst_build_env(inst);
     struct sr_child_opts co = {
         .self_exe = m->o.self_exe,
         .cmd = cmd,
@@ -893,7 +412,7 @@ static void inst_spawn(struct sr_instance *inst)
         .arg = inst,
     };
     int rc = env ? sr_child_spawn(m->base, &co, &inst->child, err, sizeof(err)) : -1;
-    free_env(env);
+    sr_inst_free_env(env);
     if (rc < 0) {
         sr_upstream_free(inst->up);
         inst->up = NULL;
@@ -916,11 +435,11 @@ fail:
     inst->state = ST_ASLEEP;
     char msg[640];
     snprintf(msg, sizeof(msg), "The gateway could not start the backend for this token: %s.", err);
-    release_waiters(inst, 503, msg);
+    sr_inst_release_waiters(inst, 503, msg);
 }
 
 /* Sleep or stop: close streams, (snapshot hook), SIGTERM, then SIGKILL after the grace. */
-static void inst_stop(struct sr_instance *inst, const char *why)
+void sr_inst_stop(struct sr_instance *inst, const char *why)
 {
     if (!inst->child || inst->state == ST_STOPPING)
         return;
@@ -949,13 +468,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         break;
     case ST_READY:
         if (inst->draining && inst->inflight_posts == 0) {
-            inst_stop(inst, "generation changed");
+            sr_inst_stop(inst, "generation changed");
             break;
         }
         if (inst->inflight_posts == 0 && inst->m->o.sleep_after) {
             time_t idle = time(NULL) - inst->last_activity;
             if (idle + 1 >= (time_t)inst->m->o.sleep_after)
-                inst_stop(inst, "idle");
+                sr_inst_stop(inst, "idle");
             else
                 set_timer(inst, (unsigned)(inst->m->o.sleep_after - (uint32_t)idle) * 1000u);
         }
@@ -991,7 +510,7 @@ int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
         return -1;
     }
     snprintf(routes, sizeof(routes), "%s/routes", m->state_dir);
-    if (mkdir_p(routes, 0700) < 0) {
+    if (sr_inst_mkdir_p(routes, 0700) < 0) {
         snprintf(err, errlen, "cannot create the state directory %s: %s", routes, strerror(errno));
         free(m);
         return -1;
@@ -1045,7 +564,7 @@ void sr_instances_free(struct sr_instances *m)
         return;
     while (m->list) {
         struct sr_instance *inst = m->list;
-        release_waiters(inst, 503, "The gateway is shutting down.");
+        sr_inst_release_waiters(inst, 503, "The gateway is shutting down.");
         if (inst->child)
             remove_pidfile(inst);
         inst_free(inst);
@@ -1054,7 +573,7 @@ void sr_instances_free(struct sr_instances *m)
     free(m);
 }
 
-static struct sr_instance *find(const struct sr_instances *m, const char *route)
+struct sr_instance *sr_inst_find(const struct sr_instances *m, const char *route)
 {
     for (struct sr_instance *i = m->list; i; i = i->next)
         if (strcmp(i->route, route) == 0)
@@ -1111,7 +630,7 @@ static struct sr_instance *inst_new(struct sr_instances *m, const char *route,
         snprintf(inst->partition, sizeof(inst->partition), "%s", m->o.instance_id);
     else
         snprintf(inst->partition, sizeof(inst->partition), "r-%s", hex);
-    inst->snap_timer = evtimer_new(m->base, snap_timer_cb, inst);
+    inst->snap_timer = evtimer_new(m->base, sr_inst_snap_timer_cb, inst);
     inst->timer = evtimer_new(m->base, timer_cb, inst);
     inst->start_deadline = evtimer_new(m->base, start_deadline_cb, inst);
     if (!inst->timer || !inst->start_deadline || !inst->snap_timer) {
@@ -1142,7 +661,7 @@ int sr_instances_acquire(struct sr_instances *m, const char *route, const char *
         snprintf(msg, msglen, "The gateway is shutting down; retry in a moment.");
         return -1;
     }
-    struct sr_instance *inst = find(m, route);
+    struct sr_instance *inst = sr_inst_find(m, route);
     if (inst && inst->state == ST_READY && !inst->draining) {
         *up = inst->up;
         *out_inst = inst;
@@ -1171,7 +690,7 @@ int sr_instances_acquire(struct sr_instances *m, const char *route, const char *
                      m->o.max_instances);
             return -1;
         }
-        inst_stop(victim, "evicted for a new route (MAX_INSTANCES reached)");
+        sr_inst_stop(victim, "evicted for a new route (MAX_INSTANCES reached)");
     }
     if (!inst) {
         inst = inst_new(m, route, token_name, generation);
@@ -1182,7 +701,7 @@ int sr_instances_acquire(struct sr_instances *m, const char *route, const char *
     }
     if (inst->state == ST_ASLEEP && !inst->job) {
         /* Start first: a failed start must not call back into our caller. */
-        inst_start(inst);
+        sr_inst_start(inst);
         if (inst->state == ST_ASLEEP) {
             snprintf(msg, msglen, "The gateway could not start the backend for this token: %s.",
                      inst->last_error);
@@ -1215,11 +734,11 @@ int sr_instances_acquire(struct sr_instances *m, const char *route, const char *
 void sr_instances_prestart(struct sr_instances *m, const char *route, const char *token_name,
                            const char *generation)
 {
-    struct sr_instance *inst = find(m, route);
+    struct sr_instance *inst = sr_inst_find(m, route);
     if (!inst)
         inst = inst_new(m, route, token_name, generation);
     if (inst && inst->state == ST_ASLEEP && !inst->job)
-        inst_start(inst);
+        sr_inst_start(inst);
 }
 
 void sr_instance_request_begin(struct sr_instance *inst, bool is_post)
@@ -1255,47 +774,13 @@ uint64_t sr_instance_incarnation(const struct sr_instance *inst)
 
 struct sr_instance *sr_instances_ready(struct sr_instances *m, const char *route)
 {
-    struct sr_instance *i = find(m, route);
+    struct sr_instance *i = sr_inst_find(m, route);
     return i && i->state == ST_READY && !i->draining ? i : NULL;
 }
 
 struct sr_upstream *sr_instance_upstream(const struct sr_instance *inst)
 {
     return inst->up;
-}
-
-int sr_instance_set_project(struct sr_instance *inst, const char *project, size_t n)
-{
-    if (!project_valid(project, n))
-        return -1;
-    load_project(inst);
-    if (strlen(inst->project) == n && memcmp(inst->project, project, n) == 0)
-        return 0;
-    memcpy(inst->project, project, n);
-    inst->project[n] = '\0';
-    /* Written next to Serena's own configuration, atomically: a snapshot or a crash sees the
-     * old name or the new one, never half of one. */
-    char path[PATH_MAX + 64], tmp[PATH_MAX + 72];
-    snprintf(path, sizeof(path), "%s/home/%s", inst->dir, PROJECT_FILE);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "we");
-    bool ok = f && fprintf(f, "%s\n", inst->project) >= 0;
-    if (f && fclose(f) != 0)
-        ok = false;
-    if (!ok || rename(tmp, path) < 0) {
-        sr_log_event("warn", "route=%s cannot remember the project in %s: %s", inst->route, path,
-                     strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    sr_log_event("info", "route=%s remembers project %s for its next starts", inst->route,
-                 inst->project);
-    return 0;
-}
-
-const char *sr_instance_project(const struct sr_instance *inst)
-{
-    return inst->project[0] ? inst->project : NULL;
 }
 
 void sr_instances_set_generation(struct sr_instances *m, const char *generation)
@@ -1308,7 +793,7 @@ void sr_instances_set_generation(struct sr_instances *m, const char *generation)
         if (i->child) {
             i->draining = true;
             if (i->inflight_posts == 0)
-                inst_stop(i, "generation changed");
+                sr_inst_stop(i, "generation changed");
         } else if (!i->waiters) {
             inst_free(i); /* an old generation's record is of no further use */
         }
@@ -1321,150 +806,9 @@ void sr_instances_shutdown(struct sr_instances *m, void (*done)(void *arg), void
     m->shutdown_done = done;
     m->shutdown_arg = arg;
     for (struct sr_instance *i = m->list; i; i = i->next) {
-        release_waiters(i, 503, "The gateway is shutting down; retry in a moment.");
+        sr_inst_release_waiters(i, 503, "The gateway is shutting down; retry in a moment.");
         if (i->child)
-            inst_stop(i, "gateway shutting down");
+            sr_inst_stop(i, "gateway shutting down");
     }
-    check_shutdown_done(m);
-}
-
-void sr_instances_counts(const struct sr_instances *m, struct sr_inst_counts *c)
-{
-    memset(c, 0, sizeof(*c));
-    time_t now = time(NULL);
-    for (struct sr_instance *i = m->list; i; i = i->next) {
-        switch (i->state) {
-        case ST_STARTING:
-            c->starting++;
-            break;
-        case ST_READY:
-            if (i->inflight_posts)
-                c->ready++;
-            else
-                c->idle++;
-            break;
-        case ST_STOPPING:
-            c->stopping++;
-            break;
-        case ST_FAILED:
-            if (now < i->cooldown_until)
-                c->failed++;
-            else
-                c->asleep++;
-            break;
-        default:
-            c->asleep++;
-        }
-    }
-}
-
-const char *sr_instances_store_state(const struct sr_instances *m)
-{
-    if (!m || !m->o.store)
-        return "disabled";
-    return m->store_degraded ? "degraded" : "ok";
-}
-
-static const char *state_name(const struct sr_instance *i)
-{
-    switch (i->state) {
-    case ST_STARTING:
-        return "starting";
-    case ST_READY:
-        return i->inflight_posts ? "ready" : "idle";
-    case ST_STOPPING:
-        return "stopping";
-    case ST_FAILED:
-        return "failed";
-    default:
-        return "asleep";
-    }
-}
-
-void sr_instances_status(const struct sr_instances *m, const char *route, struct sr_jw *w)
-{
-    const struct sr_instance *i = find(m, route);
-    if (!i) {
-        sr_jw_null(w);
-        return;
-    }
-    sr_jw_obj_begin(w);
-    sr_jw_key(w, "state");
-    sr_jw_cstr(w, state_name(i));
-    sr_jw_key(w, "started");
-    sr_jw_int(w, (int64_t)i->started_at);
-    sr_jw_key(w, "ready");
-    sr_jw_int(w, (int64_t)i->ready_at);
-    sr_jw_key(w, "last_activity");
-    sr_jw_int(w, (int64_t)i->last_activity);
-    sr_jw_key(w, "restarts");
-    sr_jw_int(w, i->restarts);
-    sr_jw_key(w, "requests_in_flight");
-    sr_jw_int(w, i->inflight);
-    sr_jw_key(w, "project");
-    if (i->project[0])
-        sr_jw_cstr(w, i->project);
-    else
-        sr_jw_null(w);
-    sr_jw_key(w, "last_error");
-    if (i->last_error[0])
-        sr_jw_cstr(w, i->last_error);
-    else
-        sr_jw_null(w);
-    sr_jw_key(w, "last_snapshot");
-    if (i->snap_created) {
-        sr_jw_obj_begin(w);
-        sr_jw_key(w, "time");
-        sr_jw_int(w, i->snap_created);
-        sr_jw_key(w, "size");
-        sr_jw_int(w, (int64_t)i->snap_size);
-        sr_jw_key(w, "key");
-        sr_jw_cstr(w, i->snap_key);
-        sr_jw_obj_end(w);
-    } else {
-        sr_jw_null(w);
-    }
-    sr_jw_key(w, "persistence");
-    if (i->snap_note[0])
-        sr_jw_cstr(w, i->snap_note);
-    else
-        sr_jw_null(w);
-    sr_jw_obj_end(w);
-}
-
-int sr_instances_reap_orphans(const char *state_dir)
-{
-    char routes[PATH_MAX];
-    snprintf(routes, sizeof(routes), "%s/routes", state_dir);
-    DIR *d = opendir(routes);
-    if (!d)
-        return 0;
-    int killed = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[PATH_MAX + 300];
-        snprintf(path, sizeof(path), "%s/%s/pid", routes, de->d_name);
-        FILE *f = fopen(path, "re");
-        if (!f)
-            continue;
-        int pid = 0;
-        unsigned long long start = 0;
-        int n = fscanf(f, "%d %llu", &pid, &start);
-        fclose(f);
-        /* Only a process whose start time matches the record is ours: a reused
-         * PID belongs to someone else and is left alone. */
-        if (n == 2 && pid > 1 && start != 0 && sr_proc_starttime(pid) == start &&
-            !sr_proc_exited(pid)) {
-            if (kill(-pid, SIGKILL) == 0 || kill(pid, SIGKILL) == 0) {
-                killed++;
-                sr_log_event("warn", "killed orphaned backend pid %d left by a previous gateway",
-                             pid);
-            }
-        }
-        unlink(path);
-    }
-    closedir(d);
-    return killed;
+    sr_inst_check_shutdown(m);
 }

@@ -1,0 +1,282 @@
+/*
+ * The backend's start: its command line (the template's placeholders
+ * expanded, each value shell-quoted), the bwrap sandbox around it, its
+ * environment (without the gateway's secrets), and the route's remembered
+ * project that {project_args} passes to Serena (see manager.h).
+ */
+#include "instance/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "core/mem.h"
+#include "core/sha256.h"
+#include "http/log.h"
+
+extern char **environ;
+
+/* Append s to the buffer as one single-quoted shell word. */
+static void shell_quote(char *out, size_t cap, size_t *len, const char *s)
+{
+    size_t n = *len;
+#define PUT(ch)                                                                                    \
+    do {                                                                                           \
+        if (n + 1 < cap)                                                                           \
+            out[n++] = (ch);                                                                       \
+    } while (0)
+    PUT('\'');
+    for (; *s; s++) {
+        if (*s == '\'') {
+            PUT('\'');
+            PUT('\\');
+            PUT('\'');
+            PUT('\'');
+        } else {
+            PUT(*s);
+        }
+    }
+    PUT('\'');
+#undef PUT
+    out[n] = '\0';
+    *len = n;
+}
+
+static bool project_valid(const char *p, size_t n)
+{
+    if (n == 0 || n > SR_PROJECT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* The remembered project from home/PROJECT_FILE (read once per instance record). */
+static void load_project(struct sr_instance *inst)
+{
+    if (inst->project_loaded)
+        return;
+    inst->project_loaded = true;
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/home/%s", inst->dir, PROJECT_FILE);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char buf[SR_PROJECT_MAX + 2];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    while (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (!project_valid(buf, n)) {
+        sr_log_event("warn", "route=%s ignoring %s: not a project path or name", inst->route, path);
+        return;
+    }
+    memcpy(inst->project, buf, n);
+    inst->project[n] = '\0';
+}
+
+/* What {project_args} becomes: the remembered project, else the default, if it still exists. */
+static const char *start_project(struct sr_instance *inst)
+{
+    load_project(inst);
+    const char *p = inst->project[0] ? inst->project : inst->m->o.default_project;
+    if (!p || !*p)
+        return NULL;
+    struct stat st;
+    if (p[0] == '/' && stat(p, &st) < 0) {
+        sr_log_event("warn", "route=%s project %s no longer exists: starting without it",
+                     inst->route, p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Expand {port} {home} {workdir} {route} {project_args} in the template, each value quoted. */
+int sr_inst_expand_cmd(struct sr_instance *inst, char *out, size_t cap)
+{
+    const char *t = inst->m->o.backend_cmd;
+    const char *project = start_project(inst);
+    char port[8], home[PATH_MAX + 8], work[PATH_MAX + 8];
+    snprintf(port, sizeof(port), "%u", (unsigned)inst->port);
+    snprintf(home, sizeof(home), "%s/home", inst->dir);
+    snprintf(work, sizeof(work), "%s/work", inst->dir);
+    size_t n = 0;
+    out[0] = '\0';
+    while (*t && n + 1 < cap) {
+        const char *val = NULL;
+        size_t skip = 0;
+        if (strncmp(t, "{port}", 6) == 0)
+            val = port, skip = 6;
+        else if (strncmp(t, "{home}", 6) == 0)
+            val = home, skip = 6;
+        else if (strncmp(t, "{workdir}", 9) == 0)
+            val = work, skip = 9;
+        else if (strncmp(t, "{route}", 7) == 0)
+            val = inst->route, skip = 7;
+        else if (strncmp(t, "{project_args}", 14) == 0) {
+            t += 14;
+            if (project) {
+                static const char flag[] = "--project ";
+                for (const char *q = flag; *q && n + 1 < cap; q++)
+                    out[n++] = *q;
+                out[n] = '\0';
+                shell_quote(out, cap, &n, project);
+            }
+            continue;
+        }
+        if (val) {
+            shell_quote(out, cap, &n, val);
+            t += skip;
+        } else {
+            out[n++] = *t++;
+            out[n] = '\0';
+        }
+    }
+    return *t ? -1 : 0;
+}
+
+/*
+ * --sandbox bwrap: the backend runs in a mount namespace where the whole
+ * state directory (every route, the token file) is replaced by an empty
+ * tmpfs, and only this route's home/, work/ and tmp/ are bound back,
+ * writable. The rest of the file system is read-only; the network is shared
+ * (the backend listens on 127.0.0.1 for the gateway). /tmp is not replaced:
+ * the backend's TMPDIR is its own tmp/, and a tmpfs over /tmp would hide
+ * installations that live there (a checkout under /tmp, its venv).
+ */
+int sr_inst_sandbox_wrap(const struct sr_instance *inst, char *cmd, size_t cap)
+{
+    const char *sd = inst->m->state_dir;
+    char sub[3][PATH_MAX + 8];
+    snprintf(sub[0], sizeof(sub[0]), "%s/home", inst->dir);
+    snprintf(sub[1], sizeof(sub[1]), "%s/work", inst->dir);
+    snprintf(sub[2], sizeof(sub[2]), "%s/tmp", inst->dir);
+    char *out = malloc(cap);
+    if (!out)
+        return -1;
+    size_t n = (size_t)snprintf(out, cap,
+                                "bwrap --die-with-parent --ro-bind / / --dev /dev --proc /proc "
+                                "--tmpfs /dev/shm --tmpfs ");
+    shell_quote(out, cap, &n, sd);
+    for (int i = 0; i < 3; i++) {
+        if (n + 9 >= cap)
+            goto toolong;
+        memcpy(out + n, " --bind ", 8);
+        n += 8;
+        shell_quote(out, cap, &n, sub[i]);
+        out[n++] = ' ';
+        shell_quote(out, cap, &n, sub[i]);
+    }
+    if (n + 16 >= cap)
+        goto toolong;
+    memcpy(out + n, " --chdir ", 9);
+    n += 9;
+    shell_quote(out, cap, &n, sub[1]);
+    const char *tail = " -- /bin/sh -c ";
+    if (n + strlen(tail) + 1 >= cap)
+        goto toolong;
+    memcpy(out + n, tail, strlen(tail));
+    n += strlen(tail);
+    char quoted_src[8192];
+    snprintf(quoted_src, sizeof(quoted_src), "exec %s", cmd);
+    shell_quote(out, cap, &n, quoted_src);
+    if (n + 2 >= cap)
+        goto toolong;
+    memcpy(cmd, out, n + 1);
+    free(out);
+    return 0;
+toolong:
+    free(out);
+    return -1;
+}
+
+/* The gateway's secrets never reach a backend (server-everything's get-env tool would print them).
+ */
+static bool secret_env(const char *kv)
+{
+    static const char *const prefixes[] = {
+        "API_TOKEN",  "AWS_",         "R2_",   "S3_",     "SERENA_REMOTE_",
+        "SERENA_R2_", "SERENA_HOME=", "HOME=", "TMPDIR=", "SERENA_INTERNAL_SECRET"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+char **sr_inst_build_env(const struct sr_instance *inst)
+{
+    size_t n = 0;
+    for (char **e = environ; *e; e++)
+        n++;
+    char **env = calloc(n + 8, sizeof(char *));
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (char **e = environ; *e; e++)
+        if (!secret_env(*e))
+            env[k++] = strdup(*e);
+    char buf[PATH_MAX + 32];
+    snprintf(buf, sizeof(buf), "SERENA_HOME=%s/home", inst->dir);
+    env[k++] = strdup(buf);
+    snprintf(buf, sizeof(buf), "HOME=%s/home", inst->dir);
+    env[k++] = strdup(buf);
+    snprintf(buf, sizeof(buf), "TMPDIR=%s/tmp", inst->dir);
+    env[k++] = strdup(buf);
+    env[k++] = strdup("SERENA_USAGE_REPORTING=false");
+    env[k] = NULL;
+    return env;
+}
+
+void sr_inst_free_env(char **env)
+{
+    if (!env)
+        return;
+    for (char **e = env; *e; e++)
+        free(*e);
+    free(env);
+}
+
+int sr_instance_set_project(struct sr_instance *inst, const char *project, size_t n)
+{
+    if (!project_valid(project, n))
+        return -1;
+    load_project(inst);
+    if (strlen(inst->project) == n && memcmp(inst->project, project, n) == 0)
+        return 0;
+    memcpy(inst->project, project, n);
+    inst->project[n] = '\0';
+    /* Written next to Serena's own configuration, atomically: a snapshot or a crash sees the
+     * old name or the new one, never half of one. */
+    char path[PATH_MAX + 64], tmp[PATH_MAX + 72];
+    snprintf(path, sizeof(path), "%s/home/%s", inst->dir, PROJECT_FILE);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    bool ok = f && fprintf(f, "%s\n", inst->project) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) < 0) {
+        sr_log_event("warn", "route=%s cannot remember the project in %s: %s", inst->route, path,
+                     strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    sr_log_event("info", "route=%s remembers project %s for its next starts", inst->route,
+                 inst->project);
+    return 0;
+}
+
+const char *sr_instance_project(const struct sr_instance *inst)
+{
+    return inst->project[0] ? inst->project : NULL;
+}
