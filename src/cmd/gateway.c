@@ -135,10 +135,15 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         return;
     }
     s->draining = true;
-    sr_log_event("info", "%s: no longer accepting; letting %u request(s) finish (up to %us)",
+    sr_server_stop_accepting(s->server);
+    /* Open GET streams hold no work: waiting for them would only spend the whole
+     * drain timeout on clients that never hang up by themselves. */
+    sr_server_close_idle_streams(s->server);
+    sr_log_event("info",
+                 "%s: no longer accepting, idle streams closed; letting %u request(s) finish "
+                 "(up to %us)",
                  sig == SIGINT ? "SIGINT" : "SIGTERM", sr_server_active_requests(s->server),
                  s->cfg.drain_timeout);
-    sr_server_stop_accepting(s->server);
     s->drain_deadline_us = sr_now_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
     drain_check(-1, 0, s);
 }
@@ -216,7 +221,8 @@ static void serve_help(void)
            "on demand, put to sleep after SLEEP_AFTER without a POST. With --upstream every\n"
            "route is relayed to that one Streamable HTTP MCP server.\n\n"
            "Signals: SIGHUP re-reads --env-file, API_TOKENS_FILE and the generation;\n"
-           "SIGTERM/SIGINT stop accepting and let in-flight requests finish.\n\n");
+           "SIGTERM/SIGINT stop accepting, close idle GET streams at once and let in-flight\n"
+           "requests finish.\n\n");
     sr_config_print_help();
 }
 

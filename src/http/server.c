@@ -79,6 +79,7 @@ struct sr_req {
     bool close_delimited;
     bool dispatched; /* the handler owns it (counted in srv->active) */
     bool ended;
+    bool idle_stream; /* sr_req_set_idle_stream: also counted in srv->idle */
     uint64_t bytes_out;
     char peer[64];
     char route[SR_ROUTE_MAX + 1];
@@ -124,7 +125,8 @@ struct sr_server {
     struct sr_server_opts o;
     struct sr_conn *conns;
     uint32_t nconns;
-    uint32_t active;
+    uint32_t active; /* dispatched requests not yet ended */
+    uint32_t idle;   /* of those, the ones marked as idle streams (never more than active) */
     char addr[80];
 };
 
@@ -295,6 +297,8 @@ static void conn_free(struct sr_conn *c)
                 r->status = 499; /* nginx's "client closed request" */
             req_finish_log(r);
             s->active--;
+            if (r->idle_stream)
+                s->idle--;
             if (r->on_abort)
                 r->on_abort(r, r->hook_arg);
         }
@@ -900,6 +904,9 @@ static void req_done(struct sr_req *r, bool abort_conn)
     }
     struct sr_server *s = c->srv;
     s->active--;
+    if (r->idle_stream)
+        s->idle--;
+    r->idle_stream = false;
     c->req = NULL;
     req_release(c, r);
     conn_schedule_flush(c);
@@ -1068,7 +1075,71 @@ void sr_server_stop_accepting(struct sr_server *s)
 
 uint32_t sr_server_active_requests(const struct sr_server *s)
 {
-    return s ? s->active : 0;
+    return s ? s->active - s->idle : 0;
+}
+
+void sr_req_set_idle_stream(struct sr_req *r, bool idle)
+{
+    struct sr_conn *c = r->conn;
+    /* Only a request the handler owns is counted; an ended or abandoned one is not. */
+    if (!c || !r->dispatched || r->ended || r->idle_stream == idle)
+        return;
+    r->idle_stream = idle;
+    if (idle)
+        c->srv->idle++;
+    else
+        c->srv->idle--;
+}
+
+/*
+ * Why the abort hook runs first and the response is ended after it: the
+ * owner is told once, while the request is still valid, and gives up its
+ * state (an upstream GET is cancelled, so no more data arrives for it); the
+ * hooks are cleared before, so nothing can call them again. Ending with
+ * sr_resp_end then frees the request like any finished one: a chunked stream
+ * gets its last chunk, and keep_alive is off so the connection closes after
+ * the flush (a close-delimited stream ends by that close).
+ */
+static void close_idle_stream(struct sr_conn *c, struct sr_req *r)
+{
+    sr_req_hook_cb on_abort = r->on_abort;
+    void *arg = r->hook_arg;
+    r->on_abort = NULL;
+    r->on_drain = NULL;
+    r->hook_arg = NULL;
+    if (on_abort)
+        on_abort(r, arg);
+    c->keep_alive = false;
+    if (r->started) {
+        sr_resp_end(r);
+        return;
+    }
+    /* Marked idle before its head went out (still waiting for its backend): the
+     * client gets an answer rather than a cut connection. */
+    char body[SR_ERROR_BODY_MAX];
+    int n = sr_error_body(body, sizeof(body), SR_RPC_SERVER_ERROR,
+                          "The gateway is shutting down; reconnect in a moment.", NULL, 0);
+    sr_resp_json(r, 503, "Retry-After: 5\r\n", body, n < 0 ? 0 : (size_t)n);
+}
+
+void sr_server_close_idle_streams(struct sr_server *s)
+{
+    if (!s)
+        return;
+    /* From the head again after each one: an abort hook runs its owner's code, which
+     * might end other connections; a closed stream's connection no longer matches. */
+    bool again = true;
+    while (again) {
+        again = false;
+        for (struct sr_conn *c = s->conns; c; c = c->next) {
+            struct sr_req *r = c->req;
+            if (r && c->state == ST_HANDLING && r->dispatched && !r->ended && r->idle_stream) {
+                close_idle_stream(c, r);
+                again = true;
+                break;
+            }
+        }
+    }
 }
 
 uint32_t sr_server_connections(const struct sr_server *s)

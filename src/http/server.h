@@ -11,7 +11,9 @@
  *
  * Ownership: the server owns every struct sr_req. A handler may keep the
  * pointer until it calls sr_resp_end/sr_resp_abort or until the server calls
- * its abort hook (the client went away); after either it must not touch it.
+ * its abort hook (the client went away, or sr_server_close_idle_streams);
+ * after either it must not touch it. An abort hook only frees its owner's
+ * state: it must not call sr_resp_* (the server ends the request itself).
  */
 #ifndef SR_HTTP_SERVER_H
 #define SR_HTTP_SERVER_H
@@ -46,8 +48,20 @@ int sr_server_new(struct event_base *base, const struct sr_server_opts *o, struc
                   char *errbuf, size_t errlen);
 /* Stop accepting; existing connections go on. */
 void sr_server_stop_accepting(struct sr_server *s);
-/* Requests being handled right now (not idle keep-alive connections). */
+/* Requests being handled right now: not idle keep-alive connections, and not
+ * requests marked with sr_req_set_idle_stream (they hold no work to drain). */
 uint32_t sr_server_active_requests(const struct sr_server *s);
+/*
+ * Ends every request marked with sr_req_set_idle_stream, now (SIGTERM: idle
+ * streams are closed at once, real requests are drained). For each one, in
+ * this order: its abort hook runs exactly once (its owner frees its state;
+ * the request is still valid during the call, and its hooks are cleared
+ * before, so they never run again); then the server ends the response: if
+ * the head was sent, cleanly (a chunked stream gets its last chunk), else
+ * with 503 and Retry-After; the connection closes after the flush. The owner
+ * must not touch the request after its hook returned.
+ */
+void sr_server_close_idle_streams(struct sr_server *s);
 uint32_t sr_server_connections(const struct sr_server *s);
 /* Close every connection (after a drain) and free the server. Accepts NULL. */
 void sr_server_free(struct sr_server *s);
@@ -72,10 +86,24 @@ void sr_req_token_digest(struct sr_req *r, const char *tok, size_t n, uint8_t ou
 void sr_req_set_route(struct sr_req *r, const char *route);
 void sr_req_set_rpc_method(struct sr_req *r, const char *m);
 
-/* Hooks: abort fires if the client disconnects before the response ends; drain
- * fires when buffered output falls below SR_RELAY_LOW_WATER. */
+/* Hooks: abort fires if the client disconnects before the response ends, or
+ * when sr_server_close_idle_streams ends an idle stream; drain fires when
+ * buffered output falls below SR_RELAY_LOW_WATER. */
 void sr_req_set_hooks(struct sr_req *r, sr_req_hook_cb on_abort, sr_req_hook_cb on_drain,
                       void *arg);
+
+/*
+ * Marks (idle true) a request the handler owns as a long-lived stream that
+ * holds no work, e.g. a GET /mcp server-to-client SSE stream: it is not
+ * counted by sr_server_active_requests, and sr_server_close_idle_streams ends
+ * it. false counts it again (the stream started real work, e.g. it carries a
+ * resumed response). Set the abort hook that frees the owner's state before
+ * or together with marking. Either call may come at any time between the
+ * dispatch and the end of the response, before or after sr_resp_start; the
+ * mark ends with the request (a keep-alive connection's next request starts
+ * unmarked).
+ */
+void sr_req_set_idle_stream(struct sr_req *r, bool idle);
 
 /*
  * A whole response in one call. extra_headers: preformatted "Name: value\r\n"
