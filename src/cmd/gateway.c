@@ -14,11 +14,25 @@
  * shared secret header proves a request came through it), serves exactly
  * one route whose backend starts at boot, and never puts it to sleep itself
  * (the platform sleeps the whole container).
+ *
+ * One gateway per state directory: without --upstream, serve and run hold an
+ * exclusive flock on <state-dir>/gateway.lock for their whole life, taken
+ * before anything in the directory is touched. A second gateway on the same
+ * directory would otherwise reap the first one's live backends as orphans;
+ * it now exits 2 naming the holder (the file records its pid and listen
+ * address). The kernel drops the lock when the holder exits, however it
+ * exits; the descriptor is close-on-exec, so backends never hold it. With
+ * --upstream the state directory is never used and no lock is taken.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +70,141 @@ struct serve {
     struct event *drain_timer;
     uint64_t drain_deadline_us;
     bool draining;
+    int lock_fd; /* <state-dir>/gateway.lock, held until exit; -1 with --upstream */
 };
+
+/* ---- the state directory's lock ----------------------------------------- */
+
+#define LOCK_FILE "gateway.lock"
+/* What the lock file holds: "pid N\nlisten ADDR\n". */
+#define LOCK_INFO_MAX 256
+/* The holder writes its record right after taking the lock; a reader that finds
+ * it empty or half-written looks again this many times, LOCK_READ_PAUSE_MS apart. */
+#define LOCK_READ_TRIES    25
+#define LOCK_READ_PAUSE_MS 20
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Replaces the lock file's record with ours. Best effort: the lock is what
+ * counts, the record only makes the second gateway's message useful. */
+static void lock_write(int fd, const char *listen)
+{
+    char buf[LOCK_INFO_MAX];
+    int n = snprintf(buf, sizeof(buf), "pid %ld\nlisten %s\n", (long)getpid(), listen);
+    if (n < 0 || n >= (int)sizeof(buf))
+        return;
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) == n)
+        return;
+    sr_log_event("warn", "cannot record this gateway in %s: %s", LOCK_FILE, strerror(errno));
+}
+
+/* The holder's record: 0 with pid and listen filled, -1 when it is not (yet) complete. */
+static int lock_read(int fd, long *pid, char *listen, size_t cap)
+{
+    char buf[LOCK_INFO_MAX];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *nl = strchr(buf, '\n');
+    char *lp = nl ? nl + 1 : NULL;
+    char *end = lp ? strchr(lp, '\n') : NULL;
+    if (!end || strncmp(buf, "pid ", 4) != 0 || strncmp(lp, "listen ", 7) != 0)
+        return -1;
+    char *stop;
+    errno = 0;
+    *pid = strtol(buf + 4, &stop, 10);
+    if (errno || stop != nl || *pid <= 0)
+        return -1;
+    *end = '\0';
+    snprintf(listen, cap, "%s", lp + 7);
+    return 0;
+}
+
+/*
+ * Takes the state directory's lock (creating the directory 0700 if needed)
+ * and records us in it. 0, or -1 with a message in err: another gateway
+ * holds it (named), or the file cannot be opened or locked.
+ */
+static int lock_state_dir(struct serve *s, const char *state_dir, const char *listen, char *err,
+                          size_t errlen)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", state_dir, LOCK_FILE) >= (int)sizeof(path)) {
+        snprintf(err, errlen, "the state directory path %s is too long; use a shorter --state-dir",
+                 state_dir);
+        return -1;
+    }
+    if (mkdir_p(state_dir, 0700) < 0) {
+        snprintf(err, errlen,
+                 "cannot create the state directory %s: %s (check --state-dir and its parent's "
+                 "permissions)",
+                 state_dir, strerror(errno));
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen,
+                 "cannot open the lock file %s: %s (the state directory must be writable by "
+                 "this user)",
+                 path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        if (e != EWOULDBLOCK) {
+            snprintf(err, errlen,
+                     "cannot lock %s: %s (the state directory must be on a file system that "
+                     "supports flock)",
+                     path, strerror(e));
+            close(fd);
+            return -1;
+        }
+        long pid = 0;
+        char addr[LOCK_INFO_MAX];
+        int got = -1;
+        for (int i = 0; i < LOCK_READ_TRIES && (got = lock_read(fd, &pid, addr, sizeof(addr))) < 0;
+             i++) {
+            struct timespec ts = {0, LOCK_READ_PAUSE_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        close(fd);
+        if (got == 0)
+            snprintf(err, errlen,
+                     "another gateway (pid %ld, listening on %s) is using the state directory "
+                     "%s; nothing was changed. Stop that gateway first, or give this one its "
+                     "own --state-dir.",
+                     pid, addr, state_dir);
+        else
+            snprintf(err, errlen,
+                     "another gateway is using the state directory %s (it holds %s, which does "
+                     "not name it yet); nothing was changed. Stop that gateway first, or give "
+                     "this one its own --state-dir.",
+                     state_dir, path);
+        return -1;
+    }
+    s->lock_fd = fd;
+    lock_write(fd, listen);
+    return 0;
+}
 
 static void fill_health(struct serve *s)
 {
@@ -208,7 +356,8 @@ static void run_help(void)
            "relay and shims as serve. No Bearer check: the Worker authenticated the caller;\n"
            "when SERENA_INTERNAL_SECRET is set, requests must carry it in the\n"
            "X-Serena-Internal-Secret header. SIGTERM: stop accepting, finish in-flight\n"
-           "requests, stop the backend, exit 0. State: --state-dir (default /app/state).\n\n");
+           "requests, stop the backend, exit 0. State: --state-dir (default /app/state),\n"
+           "one gateway per directory (a second one exits 2 naming the first).\n\n");
     sr_config_print_help();
 }
 
@@ -222,7 +371,9 @@ static void serve_help(void)
            "route is relayed to that one Streamable HTTP MCP server.\n\n"
            "Signals: SIGHUP re-reads --env-file, API_TOKENS_FILE and the generation;\n"
            "SIGTERM/SIGINT stop accepting, close idle GET streams at once and let in-flight\n"
-           "requests finish.\n\n");
+           "requests finish.\n\n"
+           "Without --upstream, one gateway per --state-dir: it holds <state-dir>/gateway.lock,\n"
+           "and a second one on the same directory exits 2 naming the first (pid, address).\n\n");
     sr_config_print_help();
 }
 
@@ -234,6 +385,7 @@ static int gateway_main(bool run, int argc, char **argv)
     int rc = 1;
     s.run = run;
     s.name = run ? "run" : "serve";
+    s.lock_fd = -1;
     if (sr_config_load(&s.cfg, argc, argv, &help, err, sizeof(err)) < 0) {
         fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
         sr_config_free(&s.cfg);
@@ -287,6 +439,19 @@ static int gateway_main(bool run, int argc, char **argv)
     }
     sr_edge_set_tokens(&s.edge, t);
     const char *up = sr_config_get(&s.cfg, SR_SET_UPSTREAM);
+    const char *state_dir = sr_config_get(&s.cfg, SR_SET_STATE_DIR);
+    /* Only the instances keep files in the state directory: an --upstream gateway never
+     * touches it (two may share one). The lock comes before anything there is read or
+     * changed: orphan reaping, the instances' directories. */
+    bool uses_state_dir = !up;
+    if (uses_state_dir) {
+        const char *listen = sr_config_get(&s.cfg, SR_SET_LISTEN);
+        if (lock_state_dir(&s, state_dir, listen, err, sizeof(err)) < 0) {
+            fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
+            rc = 2;
+            goto out;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
     s.base = event_base_new();
     if (!s.base) {
@@ -344,7 +509,7 @@ static int gateway_main(bool run, int argc, char **argv)
             if (!iid && dobj && strspn(dobj, "x") != strlen(dobj))
                 iid = dobj;
         }
-        const char *state_dir = sr_config_get(&s.cfg, SR_SET_STATE_DIR);
+        /* Under the lock: whatever the pid files name was left by a gateway that is gone. */
         int reaped = sr_instances_reap_orphans(state_dir);
         if (reaped)
             sr_log_event("warn", "reaped %d orphaned backend(s) from a previous run", reaped);
@@ -395,6 +560,8 @@ static int gateway_main(bool run, int argc, char **argv)
         fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
         goto out;
     }
+    if (s.lock_fd >= 0) /* the real address (port 0 picks one) */
+        lock_write(s.lock_fd, sr_server_address(s.server));
     struct event *ev_term = evsignal_new(s.base, SIGTERM, on_stop, &s);
     struct event *ev_int = evsignal_new(s.base, SIGINT, on_stop, &s);
     struct event *ev_hup = evsignal_new(s.base, SIGHUP, on_hup, &s);
@@ -435,6 +602,10 @@ out:
         event_base_free(s.base);
     sr_edge_set_tokens(&s.edge, NULL);
     sr_config_free(&s.cfg);
+    /* Last: the next gateway may start only once our backends are stopped. */
+    if (s.lock_fd >= 0)
+        close(s.lock_fd);
+    s.lock_fd = -1;
     return rc;
 }
 
