@@ -5,7 +5,9 @@ wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "")
-wrk.headers["mcp-session-id"] = "bench"
+-- The session id the gateway issued (its edge session, mapped to the backend's on every request);
+-- the other targets get the same bytes.
+wrk.headers["mcp-session-id"] = os.getenv("BENCH_SID") or "bench"
 
 -- One machine-readable line after wrk's own report; latencies in microseconds.
 function done(summary, latency, requests)

@@ -183,6 +183,9 @@ nginx_conf "$WORK/backend" "
         listen $HOST:$P_BACKEND;
         location = /mcp {
             default_type application/json;
+            # A session id on every answer, as MCP servers send one on initialize: the gateway
+            # maps its own edge session to it.
+            add_header mcp-session-id bench-backend-session always;
             return 200 '{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[]}}';
         }
     }"
@@ -225,6 +228,17 @@ start /dev/null env API_TOKENS_JSON="$TOKENS_JSON" \
     --state-dir "$WORK/gw/state" --drain-timeout 2s
 PID_GW=$STARTED_PID
 wait_http "serena-remote" "$PID_GW" "http://$HOST:$P_GW/health"
+# An edge session: every measured request carries its id, so the gateway opens (AES-GCM) and maps
+# it on each one. The other targets get the same header bytes.
+BENCH_SID=$(curl -s -D - -o /dev/null -X POST -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' -H "Authorization: Bearer $BENCH_TOKEN" \
+    --data '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    "http://$HOST:$P_GW/mcp" | tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
+case "$BENCH_SID" in sr1.*) ;; *) die "serena-remote issued no edge session id (got '$BENCH_SID')" ;; esac
+export BENCH_SID
+POST_ARGS=(-X POST -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'
+    -H "Authorization: Bearer $BENCH_TOKEN" -H "mcp-session-id: $BENCH_SID"
+    --data '{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
 for i in 1 2 3 4 5; do
     code=$(curl -s -o /dev/null -w '%{http_code}' "${POST_ARGS[@]}" "http://$HOST:$P_GW/mcp")
     [ "$code" = 200 ] || die "serena-remote answered $code to the benchmark request (run it by hand to see its log)"
@@ -394,7 +408,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo
     echo "Median of $ROUNDS interleaved rounds; wrk, $CONNS connections, $THREADS threads, ${DURATION} s per run after a ${WARMUP} s warm-up"
     echo "(last column: median of $LAT_ROUNDS runs of ${LAT_DURATION} s with 1 connection, 1 thread);"
-    echo "MCP \`tools/list\` POST with Bearer token and \`mcp-session-id\` to every target; backend is nginx returning a fixed JSON-RPC result."
+    echo "MCP \`tools/list\` POST with Bearer token and \`mcp-session-id\` (the edge session serena-remote issued: opened and mapped to the backend's session on every request) to every target; backend is nginx returning a fixed JSON-RPC result."
     echo
     echo "| target | req/s | p50 | p99 | p50, 1 connection |"
     echo "|---|---:|---:|---:|---:|"

@@ -302,6 +302,9 @@ static void pending_send(struct pending *p)
         .on_lost = p->session ? pending_lost : NULL,
         .on_tap = p->project ? pending_tap : NULL,
     };
+    /* A GET relayed as it is (--upstream mode) is a server-to-client stream: no work to drain. */
+    if (!p->is_post && !p->is_delete)
+        sr_req_set_idle_stream(p->r, true);
     sr_relay_forward(p->r, p->up, &ro);
 }
 
