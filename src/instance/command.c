@@ -62,17 +62,24 @@ static bool project_valid(const char *p, size_t n)
     return true;
 }
 
-/* The remembered project from home/PROJECT_FILE (read once per instance record). */
-static void load_project(struct sr_instance *inst)
+/* <state-dir>/projects/<16 hex of SHA-256 of the token name>: the token's project across route
+ * generations (a new generation starts with a fresh home/). */
+static void token_project_path(const struct sr_instance *inst, char *out, size_t cap)
 {
-    if (inst->project_loaded)
-        return;
-    inst->project_loaded = true;
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/home/%s", inst->dir, PROJECT_FILE);
+    uint8_t d[SR_SHA256_LEN];
+    char hex[SR_SHA256_LEN * 2 + 1];
+    sr_sha256(inst->token_name, strlen(inst->token_name), d);
+    sr_hex_encode(d, sizeof(d), hex);
+    hex[16] = '\0';
+    snprintf(out, cap, "%s/projects/%s", inst->m->state_dir, hex);
+}
+
+/* A project file's one line into inst->project; false when absent or not valid. */
+static bool read_project(struct sr_instance *inst, const char *path)
+{
     FILE *f = fopen(path, "re");
     if (!f)
-        return;
+        return false;
     char buf[SR_PROJECT_MAX + 2];
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
@@ -80,10 +87,42 @@ static void load_project(struct sr_instance *inst)
         n--;
     if (!project_valid(buf, n)) {
         sr_log_event("warn", "route=%s ignoring %s: not a project path or name", inst->route, path);
-        return;
+        return false;
     }
     memcpy(inst->project, buf, n);
     inst->project[n] = '\0';
+    return true;
+}
+
+/* Atomically: a snapshot or a crash sees the old name or the new one, never half of one. */
+static int write_project(const char *path, const char *project)
+{
+    char tmp[PATH_MAX + 80];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    bool ok = f && fprintf(f, "%s\n", project) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* The remembered project (read once per instance record): the route's own, kept in home/ so that
+ * snapshots carry it, else the token's from an earlier generation. */
+static void load_project(struct sr_instance *inst)
+{
+    if (inst->project_loaded)
+        return;
+    inst->project_loaded = true;
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/home/%s", inst->dir, PROJECT_FILE);
+    if (read_project(inst, path))
+        return;
+    token_project_path(inst, path, sizeof(path));
+    read_project(inst, path);
 }
 
 /* What {project_args} becomes: the remembered project, else the default, if it still exists. */
@@ -256,24 +295,23 @@ int sr_instance_set_project(struct sr_instance *inst, const char *project, size_
         return 0;
     memcpy(inst->project, project, n);
     inst->project[n] = '\0';
-    /* Written next to Serena's own configuration, atomically: a snapshot or a crash sees the
-     * old name or the new one, never half of one. */
-    char path[PATH_MAX + 64], tmp[PATH_MAX + 72];
+    char path[PATH_MAX + 64];
     snprintf(path, sizeof(path), "%s/home/%s", inst->dir, PROJECT_FILE);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "we");
-    bool ok = f && fprintf(f, "%s\n", inst->project) >= 0;
-    if (f && fclose(f) != 0)
-        ok = false;
-    if (!ok || rename(tmp, path) < 0) {
+    int rc = write_project(path, inst->project);
+    if (rc < 0)
         sr_log_event("warn", "route=%s cannot remember the project in %s: %s", inst->route, path,
                      strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    sr_log_event("info", "route=%s remembers project %s for its next starts", inst->route,
-                 inst->project);
-    return 0;
+    char tpath[PATH_MAX + 64];
+    snprintf(tpath, sizeof(tpath), "%s/projects", inst->m->state_dir);
+    mkdir(tpath, 0700);
+    token_project_path(inst, tpath, sizeof(tpath));
+    if (write_project(tpath, inst->project) < 0)
+        sr_log_event("warn", "route=%s cannot remember the project in %s: %s", inst->route, tpath,
+                     strerror(errno));
+    if (rc == 0)
+        sr_log_event("info", "route=%s remembers project %s for its next starts", inst->route,
+                     inst->project);
+    return rc;
 }
 
 const char *sr_instance_project(const struct sr_instance *inst)
