@@ -10,6 +10,10 @@ export interface Decision {
   shim: "initialized" | null;
   fix_accept: boolean;
   is_initialize: boolean;
+  /** A 2026-07-28 request: forwarded without a session; no session rule, no shims. */
+  stateless: boolean;
+  /** The MCP-Protocol-Version the core recognised, "" when absent or refused. */
+  protocol_version: string;
   rpc_method: string;
   rpc_id: string;
   body: string;
@@ -21,6 +25,8 @@ export interface ClassifyInput {
   headers?: Headers | Record<string, string>;
   digest?: string;
   body_too_large?: boolean;
+  /** One of mcp-protocol-version, mcp-method, mcp-name came more than once. */
+  mcp_header_repeated?: boolean;
   body?: string | Uint8Array | ArrayBuffer;
   body_hex?: string;
 }
@@ -55,6 +61,7 @@ export class Core {
     checkBearer?: boolean;
     bareGet405?: boolean;
     maxBody?: number;
+    loopbackListener?: boolean;
   }): void;
   classify(req: ClassifyInput): Decision;
   parseBearer(value: string): string | null;

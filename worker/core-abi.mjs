@@ -6,8 +6,18 @@
 // one export and reads the JSON (or the error message) back from the output
 // buffer. Errors are thrown as Error objects whose message is the core's.
 
-const ABI_VERSION = 1;
-const HEADER_NAMES = ["origin", "accept", "mcp-session-id", "authorization"];
+const ABI_VERSION = 2;
+// The headers the core reads. The last three are MCP 2026-07-28's: the core checks them
+// against the body. A Headers object joins repeated copies with ", ", which never matches.
+const HEADER_NAMES = [
+  "origin",
+  "accept",
+  "mcp-session-id",
+  "authorization",
+  "mcp-protocol-version",
+  "mcp-method",
+  "mcp-name",
+];
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: false });
 
@@ -92,14 +102,24 @@ export class Core {
     return this.x.sr_token_count();
   }
 
-  setPolicy({ generation = "", origins = "", checkBearer = true, bareGet405 = false, maxBody = 0 } = {}) {
+  // loopbackListener: the host listens on loopback (never the Worker), so local page origins pass.
+  setPolicy({
+    generation = "",
+    origins = "",
+    checkBearer = true,
+    bareGet405 = false,
+    maxBody = 0,
+    loopbackListener = false,
+  } = {}) {
     const [g, o] = this.write(enc.encode(generation), enc.encode(origins));
-    this.check(this.x.sr_set_policy(g, o, checkBearer ? 1 : 0, bareGet405 ? 1 : 0, maxBody >>> 0));
+    this.check(
+      this.x.sr_set_policy(g, o, checkBearer ? 1 : 0, bareGet405 ? 1 : 0, maxBody >>> 0, loopbackListener ? 1 : 0)
+    );
     this.maxBody = maxBody > 0 ? maxBody : 4 * 1024 * 1024;
   }
 
-  // req: {method, path, headers, digest?, body_too_large?, body?: string|bytes, body_hex?}.
-  // headers: a Headers object or a plain object (any case); only the four the core reads are sent.
+  // req: {method, path, headers, digest?, body_too_large?, mcp_header_repeated?, body?: string|bytes,
+  // body_hex?}. headers: a Headers object or a plain object (any case); only HEADER_NAMES are sent.
   // Returns the decision object (see src/core/describe.h). A Worker that streams bodies should
   // check Content-Length itself and pass body_too_large instead of reading an oversized body.
   classify(req) {
@@ -110,6 +130,7 @@ export class Core {
     };
     if (req.digest !== undefined) desc.digest = req.digest;
     if (req.body_too_large !== undefined) desc.body_too_large = !!req.body_too_large;
+    if (req.mcp_header_repeated !== undefined) desc.mcp_header_repeated = !!req.mcp_header_repeated;
     let body = req.body_hex !== undefined ? hexToBytes(req.body_hex) : bytesOf(req.body);
     // A body over the limit is never copied in: the core answers 413 from the flag alone.
     if (body.length > this.maxBody) {

@@ -10,7 +10,18 @@
  * and `id` are peeked, nothing else is trusted or rewritten.
  *
  * Order of checks for /mcp: Origin (403) -> HTTP method (405) -> bearer
- * (401) -> body size (413) -> body JSON (400) -> session rule (400) -> shims.
+ * (401) -> body size (413) -> body JSON (400) -> era and MCP headers (400,
+ * 405) -> session rule (400) -> shims.
+ *
+ * Era: the MCP-Protocol-Version header decides it (docs/mcp-2026-07-28.md).
+ * 2026-07-28 is the stateless era: no initialize, no session; the edge checks
+ * that Mcp-Method and Mcp-Name agree with the body (400, JSON-RPC -32020) and
+ * forwards with `stateless` set, so the session rule and the shims never
+ * apply. 2024-11-05 ... 2025-11-25, or no header at all, is the session era
+ * with its session rule and shims. Any other version is answered 400 with an
+ * UnsupportedProtocolVersionError (-32022). A routing header given twice, or
+ * a body that carries the 2026-07-28 envelope without the version header, is
+ * a -32020 in either era.
  */
 #ifndef SR_CORE_CLASSIFY_H
 #define SR_CORE_CLASSIFY_H
@@ -33,9 +44,20 @@ struct sr_policy {
     uint32_t max_body; /* bytes; SR_MAX_BODY_DEFAULT */
     bool check_bearer; /* false in `run` behind the Worker (the Worker authenticated) */
     bool bare_get_405; /* Worker: a GET /mcp is refused (an open stream keeps a container awake) */
+    /*
+     * The host listens on a loopback address (127.0.0.0/8, ::1, localhost):
+     * an Origin of http://localhost, http://127.0.0.1 or http://[::1], with
+     * an optional port, is then a local page and allowed besides
+     * ALLOWED_ORIGINS, as the MCP SDKs allow it for local servers.
+     */
+    bool loopback_listener;
 };
 
-/* Fill defaults: generation "gen-1", no origins, 4 MiB, bearer checked, GET allowed. */
+/* The MCP revision without sessions, and the one version a -32022 lists as supported. */
+#define SR_MCP_STATELESS_VERSION "2026-07-28"
+
+/* Fill defaults: generation "gen-1", no origins, 4 MiB, bearer checked, GET allowed, not loopback.
+ */
 void sr_policy_init(struct sr_policy *p, const struct sr_tokens *tokens);
 
 /* Set MCP_CONTAINER_ROUTE_GENERATION ([A-Za-z0-9._-]{1,64}; empty: the default); -1 with err. */
@@ -56,6 +78,15 @@ struct sr_request {
     size_t accept_len;
     const char *session_id; /* mcp-session-id */
     size_t session_id_len;
+    const char *protocol_version; /* mcp-protocol-version */
+    size_t protocol_version_len;
+    const char *mcp_method; /* mcp-method (2026-07-28) */
+    size_t mcp_method_len;
+    const char *mcp_name; /* mcp-name (2026-07-28) */
+    size_t mcp_name_len;
+    /* One of mcp-protocol-version, mcp-method, mcp-name came more than once (the
+     * spans above are the first copy); peers reading another copy would disagree. */
+    bool mcp_header_repeated;
     /* Bearer: has_bearer is true when sr_auth_parse_bearer accepted the header;
      * digest is then the SHA-256 of the token. */
     bool has_authorization; /* an Authorization header was present at all */
@@ -88,6 +119,10 @@ struct sr_decision {
     enum sr_shim shim;
     bool fix_accept;    /* send "Accept: application/json, text/event-stream" upstream */
     bool is_initialize; /* POST initialize without a session */
+    /* A 2026-07-28 request: forwarded without a session, no session rule and no shims. */
+    bool stateless;
+    /* The MCP-Protocol-Version the edge recognised (OWS trimmed), "" when absent or refused. */
+    char protocol_version[SR_PROTOCOL_VERSION_MAX + 1];
     /* Peeked JSON-RPC fields (POST bodies), for logs and error bodies. */
     char rpc_method[SR_RPC_METHOD_MAX + 1]; /* "" when absent; "(batch)" for arrays */
     char rpc_id[SR_RPC_ID_MAX + 1];         /* raw JSON of the id, "" when absent */

@@ -109,8 +109,20 @@ int sr_describe_request(struct sr_request_desc *rd, const char *json, size_t n,
     if (take_header(&doc, hi, "origin", rd, &r->origin, &r->origin_len, err) != 0 ||
         take_header(&doc, hi, "accept", rd, &r->accept, &r->accept_len, err) != 0 ||
         take_header(&doc, hi, "mcp-session-id", rd, &r->session_id, &r->session_id_len, err) != 0 ||
+        take_header(&doc, hi, "mcp-protocol-version", rd, &r->protocol_version,
+                    &r->protocol_version_len, err) != 0 ||
+        take_header(&doc, hi, "mcp-method", rd, &r->mcp_method, &r->mcp_method_len, err) != 0 ||
+        take_header(&doc, hi, "mcp-name", rd, &r->mcp_name, &r->mcp_name_len, err) != 0 ||
         take_header(&doc, hi, "authorization", rd, &auth, &auth_len, err) != 0)
         return -1;
+    bi = sr_json_obj_get(&doc, 0, "mcp_header_repeated", 19);
+    if (bi >= 0) {
+        if (doc.toks[bi].type != SR_JSON_TRUE && doc.toks[bi].type != SR_JSON_FALSE) {
+            set_err(err, "mcp_header_repeated", "must be true or false");
+            return -1;
+        }
+        r->mcp_header_repeated = doc.toks[bi].type == SR_JSON_TRUE;
+    }
     bi = sr_json_obj_get(&doc, 0, "body_too_large", 14);
     if (bi >= 0) {
         if (doc.toks[bi].type != SR_JSON_TRUE && doc.toks[bi].type != SR_JSON_FALSE) {
@@ -198,6 +210,11 @@ int sr_describe_decision(const struct sr_decision *d, char *out, size_t cap)
     sr_jw_bool(&w, d->fix_accept);
     sr_jw_key(&w, "is_initialize");
     sr_jw_bool(&w, d->is_initialize);
+    sr_jw_key(&w, "stateless");
+    sr_jw_bool(&w, d->stateless);
+    sr_jw_key(&w, "protocol_version");
+    /* Only a recognised version (plain ASCII from a fixed list) is ever stored here. */
+    sr_jw_cstr(&w, d->protocol_version);
     sr_jw_key(&w, "rpc_method");
     /* The peeked method came from the strict reader, so it is valid UTF-8. */
     sr_jw_cstr(&w, d->rpc_method);

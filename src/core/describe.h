@@ -8,16 +8,19 @@
  *
  * Request description (unknown keys are ignored; absent headers are absent):
  *   {"method":"POST","path":"/mcp",
- *    "headers":{"origin":"..","accept":"..","mcp-session-id":"..","authorization":".."},
+ *    "headers":{"origin":"..","accept":"..","mcp-session-id":"..","authorization":"..",
+ *               "mcp-protocol-version":"..","mcp-method":"..","mcp-name":".."},
  *    "digest":"<64 hex>",          optional: SHA-256 of the bearer token, computed here if absent
- *    "body_too_large":false}       optional
+ *    "body_too_large":false,       optional
+ *    "mcp_header_repeated":false}  optional: a routing header (the last three) came twice
  * The body itself is not part of the description: the caller sets
  * req.body/body_len (core.wasm takes the raw bytes that follow the JSON).
  *
  * Decision:
  *   {"action":"reject|health|status|forward","status":N,"allow":"..."|null,
  *    "www_authenticate":B,"token_index":N,"route":"..","shim":"initialized"|null,
- *    "fix_accept":B,"is_initialize":B,"rpc_method":"..","rpc_id":"<raw JSON>","body":".."}
+ *    "fix_accept":B,"is_initialize":B,"stateless":B,"protocol_version":"..",
+ *    "rpc_method":"..","rpc_id":"<raw JSON>","body":".."}
  *
  * Health input: the host-owned fields of the /health document, in the
  * document's own shape (see health.c): status, role, mode, instances{max,

@@ -13,6 +13,12 @@
 int sr_error_body(char *out, size_t cap, int code, const char *message, const char *id_json,
                   size_t id_len)
 {
+    return sr_error_body_data(out, cap, code, message, NULL, 0, id_json, id_len);
+}
+
+int sr_error_body_data(char *out, size_t cap, int code, const char *message, const char *data_json,
+                       size_t data_len, const char *id_json, size_t id_len)
+{
     struct sr_jw w;
     size_t len = 0;
 
@@ -28,6 +34,10 @@ int sr_error_body(char *out, size_t cap, int code, const char *message, const ch
     sr_jw_int(&w, code);
     sr_jw_key(&w, "message");
     sr_jw_cstr(&w, message);
+    if (data_json != NULL && data_len > 0) {
+        sr_jw_key(&w, "data");
+        sr_jw_raw(&w, data_json, data_len);
+    }
     sr_jw_obj_end(&w);
     sr_jw_key(&w, "id");
     if (id_json != NULL && id_len > 0)

@@ -63,6 +63,15 @@
 #define SR_RPC_METHOD_MAX 128
 #define SR_RPC_ID_MAX     256
 
+/*
+ * MCP 2026-07-28 request headers: the longest MCP-Protocol-Version value the
+ * edge echoes in an UnsupportedProtocolVersionError, and the longest decoded
+ * Mcp-Name it compares with the body when the header is Base64-encoded (a
+ * plain header is compared in place, whatever its length).
+ */
+#define SR_PROTOCOL_VERSION_MAX 64
+#define SR_MCP_NAME_MAX         4096
+
 /* Edge sessions: plaintext of an id, default maximum age, tolerated clock skew, entries the
  * native edge keeps (id -> backend session; more are re-initialized when used again). */
 #define SR_SESSION_PLAIN_MAX      1536

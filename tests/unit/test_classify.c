@@ -3,7 +3,10 @@
  * descriptions core.wasm uses (src/core/describe.c). The shared vectors in
  * tests/vectors/ cover the decision table; these tests cover what vectors
  * cannot express: policy parsing, scratch and buffer limits, argument
- * checks, and that every refusal body is valid JSON without a token name.
+ * checks, that every refusal body is valid JSON without a token name, and
+ * the MCP 2026-07-28 edges: bytes a JSON vector cannot carry (NUL inside a
+ * header), the Base64 Mcp-Name limit, repeated routing headers and which
+ * listen addresses count as loopback.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cmd/config.h"
 #include "core/classify.h"
 #include "core/describe.h"
 #include "core/errors.h"
@@ -80,6 +84,7 @@ static void test_policy_defaults(void **state)
     assert_int_equal(p.max_body, SR_MAX_BODY_DEFAULT);
     assert_true(p.check_bearer);
     assert_false(p.bare_get_405);
+    assert_false(p.loopback_listener);
     assert_ptr_equal(p.tokens, &tokens);
 }
 
@@ -324,6 +329,241 @@ static void test_describe_decision(void **state)
     assert_int_equal(sr_describe_decision(&d, out, (size_t)len + 1), len);
 }
 
+/* A 2026-07-28 POST with alice's token, no session, and the given headers (NULL: absent). */
+static void post26(struct sr_request *r, const char *body, const char *method, const char *name)
+{
+    post(r, body);
+    r->session_id = NULL;
+    r->session_id_len = 0;
+    r->protocol_version = SR_MCP_STATELESS_VERSION;
+    r->protocol_version_len = strlen(SR_MCP_STATELESS_VERSION);
+    r->mcp_method = method;
+    r->mcp_method_len = method != NULL ? strlen(method) : 0;
+    r->mcp_name = name;
+    r->mcp_name_len = name != NULL ? strlen(name) : 0;
+}
+
+static const char *const call_body = "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\","
+                                     "\"params\":{\"name\":\"find_symbol\"}}";
+
+static void test_stateless_forward(void **state)
+{
+    struct sr_request r;
+
+    (void)state;
+    post26(&r, call_body, "tools/call", "find_symbol");
+    assert_int_equal(sr_classify(&policy, &r, toks, NTOKS, &d), 0);
+    assert_int_equal(d.action, SR_ACT_FORWARD);
+    assert_true(d.stateless);
+    assert_false(d.is_initialize);
+    assert_string_equal(d.protocol_version, "2026-07-28");
+    assert_string_equal(d.route, "gen-1:alice-secret-name");
+    /* A session-era request leaves both unset. */
+    post(&r, call_body);
+    assert_int_equal(sr_classify(&policy, &r, toks, NTOKS, &d), 0);
+    assert_int_equal(d.action, SR_ACT_FORWARD);
+    assert_false(d.stateless);
+    assert_string_equal(d.protocol_version, "");
+}
+
+static void expect_mismatch(struct sr_request *r, const char *why)
+{
+    assert_int_equal(sr_classify(&policy, r, toks, NTOKS, &d), 0);
+    assert_int_equal(d.action, SR_ACT_REJECT);
+    assert_int_equal(d.status, 400);
+    assert_false(d.stateless);
+    assert_non_null(strstr(d.body, "\"code\":-32020"));
+    if (why != NULL)
+        assert_non_null(strstr(d.body, why));
+    assert_valid_body(&d);
+}
+
+static void test_stateless_header_bytes(void **state)
+{
+    struct sr_request r;
+
+    (void)state;
+    /* A NUL inside a header is a different value, not the end of one. */
+    post26(&r, call_body, "tools/call", "find_symbol");
+    r.mcp_method = "tools/call\0";
+    r.mcp_method_len = 11;
+    expect_mismatch(&r, "Mcp-Method");
+    post26(&r, call_body, "tools/call", "find_symbol");
+    r.mcp_name = "find_symbol\0x";
+    r.mcp_name_len = 13;
+    expect_mismatch(&r, "malformed");
+    post26(&r, call_body, "tools/call", "find_symbol");
+    r.protocol_version = "2026-07-28\0";
+    r.protocol_version_len = 11;
+    assert_int_equal(sr_classify(&policy, &r, toks, NTOKS, &d), 0);
+    assert_int_equal(d.status, 400);
+    assert_non_null(strstr(d.body, "-32022"));
+    /* Not echoed: the value holds a byte a header may not carry. */
+    assert_null(strstr(d.body, "requested"));
+    assert_valid_body(&d);
+    /* Every copy of a routing header must agree: given twice is refused in either era. */
+    post26(&r, call_body, "tools/call", "find_symbol");
+    r.mcp_header_repeated = true;
+    expect_mismatch(&r, "more than once");
+    post(&r, call_body);
+    r.mcp_header_repeated = true;
+    expect_mismatch(&r, "more than once");
+}
+
+/* A tools/call whose name is `n` bytes of 'n', with Mcp-Name Base64-encoded. */
+static void b64_name_case(size_t n, bool fits)
+{
+    static char body[SR_MCP_NAME_MAX + 256];
+    static char hdr[SR_MCP_NAME_MAX * 2];
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static uint8_t raw[SR_MCP_NAME_MAX + 8];
+    struct sr_request r;
+    size_t i, o, len;
+
+    memset(raw, 'n', n);
+    len = (size_t)snprintf(body, sizeof(body),
+                           "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\","
+                           "\"params\":{\"name\":\"%.*s\"}}",
+                           (int)n, (const char *)raw);
+    assert_true(len < sizeof(body));
+    o = (size_t)snprintf(hdr, sizeof(hdr), "=?base64?");
+    for (i = 0; i < n; i += 3) {
+        uint32_t g = (uint32_t)raw[i] << 16;
+        size_t left = n - i;
+
+        if (left > 1)
+            g |= (uint32_t)raw[i + 1] << 8;
+        if (left > 2)
+            g |= raw[i + 2];
+        hdr[o++] = alpha[(g >> 18) & 63];
+        hdr[o++] = alpha[(g >> 12) & 63];
+        hdr[o++] = left > 1 ? alpha[(g >> 6) & 63] : '=';
+        hdr[o++] = left > 2 ? alpha[g & 63] : '=';
+    }
+    memcpy(hdr + o, "?=", 3);
+    post26(&r, body, "tools/call", hdr);
+    assert_int_equal(sr_classify(&policy, &r, toks, NTOKS, &d), 0);
+    if (fits) {
+        assert_int_equal(d.action, SR_ACT_FORWARD);
+        assert_true(d.stateless);
+    } else {
+        assert_int_equal(d.status, 400);
+        assert_non_null(strstr(d.body, "4096"));
+        assert_valid_body(&d);
+    }
+}
+
+static void test_stateless_name_limit(void **state)
+{
+    (void)state;
+    b64_name_case(1, true);
+    b64_name_case(2, true);
+    b64_name_case(SR_MCP_NAME_MAX - 1, true);
+    b64_name_case(SR_MCP_NAME_MAX, true);
+    b64_name_case(SR_MCP_NAME_MAX + 1, false);
+    b64_name_case(SR_MCP_NAME_MAX + 3, false);
+}
+
+static void test_unsupported_version_body(void **state)
+{
+    char pv[SR_PROTOCOL_VERSION_MAX + 1];
+    struct sr_request r;
+
+    (void)state;
+    /* The worst value that is still echoed: 64 quotes, each escaped to two bytes. */
+    memset(pv, '"', SR_PROTOCOL_VERSION_MAX);
+    pv[SR_PROTOCOL_VERSION_MAX] = '\0';
+    post26(&r, call_body, "tools/call", "find_symbol");
+    r.protocol_version = pv;
+    r.protocol_version_len = SR_PROTOCOL_VERSION_MAX;
+    assert_int_equal(sr_classify(&policy, &r, toks, NTOKS, &d), 0);
+    assert_int_equal(d.status, 400);
+    assert_non_null(strstr(d.body, "\"supported\":[\"2026-07-28\"]"));
+    assert_non_null(strstr(d.body, "\"requested\":\"\\\"\\\""));
+    assert_non_null(strstr(d.body, "\"id\":9"));
+    assert_valid_body(&d);
+}
+
+static void test_loopback_origin_bytes(void **state)
+{
+    struct sr_policy p;
+    struct sr_request r;
+
+    (void)state;
+    memcpy(&p, &policy, sizeof(p));
+    p.loopback_listener = true;
+    post(&r, call_body);
+    r.origin = "http://localhost:8787";
+    r.origin_len = strlen(r.origin);
+    assert_int_equal(sr_classify(&p, &r, toks, NTOKS, &d), 0);
+    assert_int_equal(d.action, SR_ACT_FORWARD);
+    /* A NUL after the host is a byte of the origin, so the origin is foreign. */
+    r.origin = "http://localhost\0.evil";
+    r.origin_len = 22;
+    assert_int_equal(sr_classify(&p, &r, toks, NTOKS, &d), 0);
+    assert_int_equal(d.status, 403);
+    /* "http://localhost:" with an empty port. */
+    r.origin = "http://localhost:8787";
+    r.origin_len = 17;
+    assert_int_equal(sr_classify(&p, &r, toks, NTOKS, &d), 0);
+    assert_int_equal(d.status, 403);
+    /* Without the flag the same local page is foreign. */
+    r.origin_len = strlen(r.origin);
+    assert_int_equal(sr_classify(&policy, &r, toks, NTOKS, &d), 0);
+    assert_int_equal(d.status, 403);
+}
+
+static void test_listen_is_loopback(void **state)
+{
+    static const char *const yes[] = {"127.0.0.1:8787", "127.1.2.3:1", "localhost:80", "[::1]:8787",
+                                      "[::ffff:127.0.0.1]:9"};
+    static const char *const no[] = {"0.0.0.0:8080",   "[::]:8080", "10.0.0.1:80",
+                                     "128.0.0.1:1",    "127.0.0.1", "",
+                                     "example.com:80", "[::2]:1",   "[::ffff:10.0.0.1]:9"};
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        assert_true(sr_config_listen_is_loopback(yes[i]));
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_false(sr_config_listen_is_loopback(no[i]));
+    assert_false(sr_config_listen_is_loopback(NULL));
+}
+
+static void test_describe_stateless(void **state)
+{
+    static struct sr_request_desc rd;
+    struct sr_core_err err;
+    struct sr_json_tok dt[64];
+    char out[SR_DECISION_JSON_MAX];
+    const char *ok = "{\"method\":\"POST\",\"path\":\"/mcp\",\"headers\":{"
+                     "\"mcp-protocol-version\":\"2026-07-28\",\"mcp-method\":\"tools/call\","
+                     "\"mcp-name\":\"find_symbol\",\"authorization\":\"Bearer " TOK_A "\"},"
+                     "\"mcp_header_repeated\":false}";
+
+    (void)state;
+    assert_int_equal(describe(&rd, ok, dt, &err), 0);
+    assert_string_equal(rd.req.protocol_version, "2026-07-28");
+    assert_string_equal(rd.req.mcp_method, "tools/call");
+    assert_string_equal(rd.req.mcp_name, "find_symbol");
+    assert_false(rd.req.mcp_header_repeated);
+    rd.req.body = call_body;
+    rd.req.body_len = strlen(call_body);
+    sr_classify(&policy, &rd.req, toks, NTOKS, &d);
+    assert_true(sr_describe_decision(&d, out, sizeof(out)) > 0);
+    assert_non_null(strstr(out, "\"stateless\":true"));
+    assert_non_null(strstr(out, "\"protocol_version\":\"2026-07-28\""));
+    assert_int_equal(
+        describe(&rd, "{\"method\":\"GET\",\"path\":\"/\",\"mcp_header_repeated\":1}", dt, &err),
+        -1);
+    assert_non_null(strstr(err.msg, "mcp_header_repeated"));
+    assert_int_equal(describe(&rd,
+                              "{\"method\":\"GET\",\"path\":\"/\",\"headers\":{\"mcp-name\":null}}",
+                              dt, &err),
+                     -1);
+    assert_non_null(strstr(err.msg, "mcp-name"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +578,13 @@ int main(void)
         cmocka_unit_test(test_no_table),
         cmocka_unit_test(test_describe_request),
         cmocka_unit_test(test_describe_decision),
+        cmocka_unit_test(test_stateless_forward),
+        cmocka_unit_test(test_stateless_header_bytes),
+        cmocka_unit_test(test_stateless_name_limit),
+        cmocka_unit_test(test_unsupported_version_body),
+        cmocka_unit_test(test_loopback_origin_bytes),
+        cmocka_unit_test(test_listen_is_loopback),
+        cmocka_unit_test(test_describe_stateless),
     };
 
     return cmocka_run_group_tests(tests, setup, NULL);

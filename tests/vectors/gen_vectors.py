@@ -39,6 +39,53 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
 LIST = {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
+# MCP 2026-07-28: every request carries its envelope in params._meta (docs/mcp-2026-07-28.md).
+V26 = "2026-07-28"
+META_PV = "io.modelcontextprotocol/protocolVersion"
+
+
+def envelope(version=V26):
+    return {META_PV: version, "io.modelcontextprotocol/clientInfo": {"name": "vectors", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}
+
+
+def rpc26(method, params=None, rid=11, version=V26):
+    p = dict(params or {})
+    p["_meta"] = envelope(version)
+    m = {"jsonrpc": "2.0", "method": method, "params": p}
+    if rid is not None:
+        m["id"] = rid
+    return m
+
+
+def sreq(method, params=None, rid=11, version=V26, mm="same", mn=None, pv=V26, session=None,
+         **kw):
+    """A 2026-07-28 POST: MCP-Protocol-Version pv, Mcp-Method mm ("same": the body's), Mcp-Name mn."""
+    extra = {}
+    if pv is not None:
+        extra["pv"] = pv
+    if mm is not None:
+        extra["mm"] = method if mm == "same" else mm
+    if mn is not None:
+        extra["mn"] = mn
+    body = kw.pop("body", None)
+    return req("POST", session=session, body=body if body is not None else rpc26(method, params, rid, version),
+               **extra, **kw)
+
+
+def b64(s):
+    import base64
+    return "=?base64?" + base64.b64encode(s.encode()).decode() + "?="
+
+
+def stateless(**kw):
+    return fwd(stateless=True, protocol_version=V26, is_initialize=False, shim=None, **kw)
+
+
+def mismatch(**kw):
+    kw.setdefault("body_json", {"error": {"code": -32020}})
+    return reject(400, stateless=False, **kw)
+
 
 def req(method="POST", path="/mcp", token=TOK_A, session="s-1", body=None, accept=ACC,
         auth=None, **extra):
@@ -54,6 +101,10 @@ def req(method="POST", path="/mcp", token=TOK_A, session="s-1", body=None, accep
     for k in ("origin",):
         if k in extra:
             headers[k] = extra.pop(k)
+    # MCP 2026-07-28 headers, given as pv= (MCP-Protocol-Version), mm= (Mcp-Method), mn= (Mcp-Name).
+    for k, h in (("pv", "mcp-protocol-version"), ("mm", "mcp-method"), ("mn", "mcp-name")):
+        if k in extra:
+            headers[h] = extra.pop(k)
     r = {"method": method, "path": path, "headers": headers}
     if body is not None:
         r["body"] = body if isinstance(body, str) else json.dumps(body)
@@ -169,7 +220,7 @@ C += [
     case("bare /.well-known", req("GET", "/.well-known", token=None, session=None),
          **reject(404, body_contains="OAuth")),
     case("unknown path", req("GET", "/sse", token=None, session=None),
-         **reject(404, body_contains="/mcp")),
+         **reject(404, body_contains="<this gateway's URL>/mcp")),
     case("root path", req("GET", "/", session=None), **reject(404)),
     case("trailing slash is not /mcp", req("POST", "/mcp/", body=LIST), **reject(404)),
     case("path is case-sensitive", req("POST", "/MCP", body=LIST), **reject(404)),
@@ -302,6 +353,190 @@ C += [
          req("POST", body="{\"jsonrpc\":\"2.0\",\"method\":\"notifications\\/initialized\"}"),
          **fwd(shim="initialized", rpc_method="notifications/initialized")),
 ]
+C += [
+    # MCP 2026-07-28: the stateless era (MCP-Protocol-Version: 2026-07-28).
+    case("2026-07-28: server/discover without a session is forwarded",
+         sreq("server/discover", rid=1),
+         **stateless(rpc_method="server/discover", rpc_id="1", status=0, body="")),
+    case("2026-07-28: an Mcp-Session-Id is ignored, not required",
+         sreq("tools/list", session="s-1"), **stateless(rpc_method="tools/list")),
+    case("2026-07-28: a missing Accept is still fixed upstream",
+         sreq("tools/list", accept=None), **stateless(fix_accept=True)),
+    case("2026-07-28: the header's surrounding whitespace is not part of the version",
+         sreq("tools/list", pv="  2026-07-28 "), **stateless()),
+    case("2026-07-28: initialize is the backend's to refuse (no handshake, no session rule)",
+         sreq("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                             "clientInfo": {"name": "v", "version": "1"}}, rid=1),
+         **stateless(rpc_method="initialize")),
+    case("2026-07-28: notifications/initialized gets no shim",
+         sreq("notifications/initialized", rid=None, session="s-1"),
+         **stateless(status=0, rpc_id="")),
+    case("2026-07-28: a notification needs no Mcp-Method",
+         sreq("notifications/cancelled", {"requestId": 1}, rid=None, mm=None), **stateless()),
+    case("2026-07-28: a notification's Mcp-Method must still match",
+         sreq("notifications/cancelled", {"requestId": 1}, rid=None, mm="notifications/progress"),
+         **mismatch(rpc_id="", body_contains="Mcp-Method")),
+    case("2026-07-28: tools/call with a matching Mcp-Name",
+         sreq("tools/call", {"name": "find_symbol", "arguments": {}}, mn="find_symbol"),
+         **stateless(rpc_method="tools/call")),
+    case("2026-07-28: whitespace around Mcp-Name is not part of the value",
+         sreq("tools/call", {"name": "find_symbol", "arguments": {}}, mn="  find_symbol\t"),
+         **stateless()),
+    case("2026-07-28: prompts/get with a matching Mcp-Name",
+         sreq("prompts/get", {"name": "onboarding"}, mn="onboarding"), **stateless()),
+    case("2026-07-28: resources/read compares Mcp-Name with params.uri",
+         sreq("resources/read", {"uri": "file:///projects/app/config.json"},
+              mn="file:///projects/app/config.json"), **stateless()),
+    case("2026-07-28: a Base64 Mcp-Name is decoded before the comparison",
+         sreq("resources/read", {"uri": "file:///tmp/caf\u00e9 \u4e16\u754c.txt"},
+              mn=b64("file:///tmp/caf\u00e9 \u4e16\u754c.txt")), **stateless()),
+    case("2026-07-28: a plain name may be sent Base64-encoded too",
+         sreq("tools/call", {"name": "find_symbol"}, mn=b64("find_symbol")), **stateless()),
+    case("2026-07-28: a name that looks like the sentinel, sent encoded",
+         sreq("tools/call", {"name": "=?base64?literal?="}, mn=b64("=?base64?literal?=")),
+         **stateless()),
+    case("2026-07-28: an escaped name in the body equals its plain header",
+         sreq("tools/call", body="{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\","
+              "\"params\":{\"name\":\"find\\u005fsymbol\",\"_meta\":{\"" + META_PV
+              + "\":\"2026-07-28\"}}}", mn="find_symbol"), **stateless(rpc_id="5")),
+    case("2026-07-28: tools/call without params.name needs no Mcp-Name (the backend refuses it)",
+         sreq("tools/call", {"arguments": {}}), **stateless()),
+    case("2026-07-28: a null params.name needs no Mcp-Name either",
+         sreq("tools/call", {"name": None}), **stateless()),
+    case("2026-07-28: Mcp-Name is not checked on other methods",
+         sreq("tools/list", mn="anything"), **stateless()),
+    case("2026-07-28: the request's own envelope may omit the version (the backend refuses it)",
+         sreq("server/discover", body={"jsonrpc": "2.0", "id": 3, "method": "server/discover",
+                                        "params": {}}), **stateless()),
+    # 2026-07-28 header mismatches: 400, JSON-RPC -32020, the request's id kept.
+    case("2026-07-28: a request without Mcp-Method",
+         sreq("tools/list", mm=None),
+         **mismatch(rpc_id="11", body_json={"id": 11, "error": {"code": -32020}},
+                    body_contains="no Mcp-Method")),
+    case("2026-07-28: Mcp-Method naming another method",
+         sreq("tools/list", mm="prompts/list"), **mismatch(body_contains="does not match")),
+    case("2026-07-28: Mcp-Method values are case-sensitive",
+         sreq("tools/list", mm="TOOLS/LIST"), **mismatch()),
+    case("2026-07-28: an empty Mcp-Method", sreq("tools/list", mm=""), **mismatch()),
+    case("2026-07-28: Mcp-Method with a non-ASCII byte",
+         sreq("caf\u00e9", mm="caf\u00e9"), **mismatch()),
+    case("2026-07-28: tools/call without Mcp-Name",
+         sreq("tools/call", {"name": "find_symbol", "arguments": {}}),
+         **mismatch(body_contains="params.name")),
+    case("2026-07-28: resources/read without Mcp-Name",
+         sreq("resources/read", {"uri": "file:///a"}), **mismatch(body_contains="params.uri")),
+    case("2026-07-28: tools/call with another Mcp-Name",
+         sreq("tools/call", {"name": "find_symbol", "arguments": {}}, mn="wrong_tool_name"),
+         **mismatch(body_contains="does not match")),
+    case("2026-07-28: Mcp-Name values are case-sensitive",
+         sreq("prompts/get", {"name": "onboarding"}, mn="Onboarding"), **mismatch()),
+    case("2026-07-28: Base64 with missing padding is malformed",
+         sreq("tools/call", {"name": "Hello"}, mn="=?base64?SGVsbG8?="),
+         **mismatch(body_contains="malformed")),
+    case("2026-07-28: Base64 with characters outside the alphabet is malformed",
+         sreq("tools/call", {"name": "Hello"}, mn="=?base64?SGVs!!!bG8=?="),
+         **mismatch(body_contains="malformed")),
+    case("2026-07-28: non-canonical Base64 (unused bits set) is malformed",
+         sreq("tools/call", {"name": "Hello"}, mn="=?base64?SGVsbG9=?="),
+         **mismatch(body_contains="malformed")),
+    case("2026-07-28: the sentinel markers are case-sensitive (upper case is a literal)",
+         sreq("tools/call", {"name": "Hello"}, mn="=?BASE64?SGVsbG8=?="), **mismatch()),
+    case("2026-07-28: a value without the ?= suffix is compared literally",
+         sreq("tools/call", {"name": "=?base64?SGVsbG8="}, mn="=?base64?SGVsbG8="), **stateless()),
+    case("2026-07-28: a one-character Base64 payload is malformed",
+         sreq("tools/call", {"name": "Hello"}, mn="=?base64?=?="), **mismatch(body_contains="malformed")),
+    case("2026-07-28: an empty Base64 payload is the empty name",
+         sreq("tools/call", {"name": ""}, mn="=?base64??="), **stateless()),
+    case("2026-07-28: a Base64 value decoding to another name",
+         sreq("tools/call", {"name": "Hello"}, mn=b64("Hellp")), **mismatch()),
+    case("2026-07-28: a raw UTF-8 Mcp-Name must be Base64-encoded",
+         sreq("tools/call", {"name": "caf\u00e9"}, mn="caf\u00e9"),
+         **mismatch(body_contains="malformed")),
+    case("2026-07-28: a Base64 Mcp-Name over 4096 decoded bytes is not compared",
+         sreq("tools/call", {"name": "n" * 4200}, mn=b64("n" * 4200)),
+         **mismatch(body_contains="4096")),
+    case("2026-07-28: a plain Mcp-Name has no length limit of its own",
+         sreq("tools/call", {"name": "n" * 4200}, mn="n" * 4200), **stateless()),
+    case("2026-07-28: a non-string params.name never matches",
+         sreq("tools/call", {"name": 5}, mn="5"), **mismatch()),
+    case("2026-07-28: the header and the envelope name different versions",
+         sreq("server/discover", version="v999.0.0"),
+         **mismatch(body_contains="params._meta", protocol_version="")),
+    case("2026-07-28: a non-string envelope version is a mismatch",
+         sreq("server/discover", body={"jsonrpc": "2.0", "id": 4, "method": "server/discover",
+                                        "params": {"_meta": {META_PV: 20260728}}}),
+         **mismatch()),
+    case("2026-07-28: a routing header given twice",
+         sreq("tools/list", mcp_header_repeated=True), **mismatch(body_contains="more than once")),
+    case("a repeated routing header is refused in the session era too",
+         req("POST", body=LIST, mcp_header_repeated=True), **mismatch()),
+    case("a 2026-07-28 envelope without MCP-Protocol-Version",
+         sreq("tools/list", pv=None, session="s-1"),
+         **mismatch(body_contains="no MCP-Protocol-Version header")),
+    # 2026-07-28 shape rules.
+    case("2026-07-28: a batch is not a request",
+         sreq("tools/list", body=[rpc26("tools/list")]),
+         **reject(400, body_json={"error": {"code": -32600}}, rpc_method="(batch)")),
+    case("2026-07-28: a posted response is not a request",
+         sreq("tools/list", mm=None, body={"jsonrpc": "2.0", "id": 3, "result": {}}),
+         **reject(400, body_json={"id": 3, "error": {"code": -32600}})),
+    case("2026-07-28: GET has no stream in this revision",
+         req("GET", session=None, pv=V26), **reject(405, allow="POST", stateless=False)),
+    case("2026-07-28: DELETE has no session to end",
+         req("DELETE", pv=V26), **reject(405, allow="POST")),
+    # Versions the edge does not serve: 400 UnsupportedProtocolVersionError (-32022).
+    case("an unknown protocol version is refused with the supported list",
+         sreq("server/discover", version="v999.0.0", pv="v999.0.0", rid=301),
+         **reject(400, protocol_version="", body_contains="2026-07-28",
+                  body_json={"id": 301, "error": {"code": -32022, "data": {
+                      "supported": ["2026-07-28"], "requested": "v999.0.0"}}})),
+    case("an unknown header version with a 2026-07-28 envelope is a mismatch first",
+         sreq("server/discover", pv="v999.0.0"), **mismatch()),
+    case("an unknown protocol version on GET",
+         req("GET", pv="2025-13-01"),
+         **reject(400, body_json={"error": {"code": -32022, "data": {"requested": "2025-13-01"}}})),
+    case("a repeated version header joined by a Headers object is unknown",
+         req("POST", body=LIST, pv="2026-07-28, 2026-07-28"),
+         **reject(400, body_json={"error": {"code": -32022, "data": {
+             "requested": "2026-07-28, 2026-07-28"}}})),
+    case("an empty protocol version", req("POST", body=LIST, pv=""),
+         **reject(400, body_json={"error": {"code": -32022, "data": {"requested": ""}}})),
+    case("a version over 64 bytes is not echoed",
+         req("POST", body=LIST, pv="9" * 65),
+         **reject(400, body_json={"error": {"code": -32022, "data": {"supported": ["2026-07-28"]}}})),
+    case("a version with a quote is echoed escaped",
+         req("POST", body=LIST, pv="2026\"07"),
+         **reject(400, body_json={"error": {"code": -32022, "data": {"requested": "2026\"07"}}})),
+    case("protocol versions are case-sensitive",
+         req("POST", body=LIST, pv="2026-07-28".upper() + "x"),
+         **reject(400, body_json={"error": {"code": -32022}})),
+    # The session era keeps its rules when it names its version.
+    case("2025-06-18: tools/list with a session is forwarded",
+         req("POST", body=LIST, pv="2025-06-18"),
+         **fwd(stateless=False, protocol_version="2025-06-18", rpc_method="tools/list")),
+    case("2025-11-25: tools/list without a session is refused",
+         req("POST", session=None, body=LIST, pv="2025-11-25"),
+         **reject(400, body_json={"error": {"code": -32000}}, stateless=False)),
+    case("2025-11-25: initialize without a session is forwarded",
+         req("POST", session=None, body=INIT, pv="2025-11-25"), **fwd(is_initialize=True)),
+    case("2025-03-26: the initialized shim still applies",
+         req("POST", body=INITIALIZED, pv="2025-03-26"), **fwd(shim="initialized", status=202)),
+    case("2024-11-05: GET with a session is forwarded",
+         req("GET", pv="2024-11-05"), **fwd(protocol_version="2024-11-05", stateless=False)),
+    case("session era: Mcp-Method is not checked (the spec defines it for 2026-07-28)",
+         req("POST", body=LIST, pv="2025-11-25", mm="prompts/list"), **fwd(stateless=False)),
+    case("no version header: the session era", req("POST", body=LIST),
+         **fwd(stateless=False, protocol_version="")),
+    # The earlier checks come first.
+    case("2026-07-28: the token is checked before the headers",
+         sreq("tools/list", token=None, mm="wrong"), **reject(401, www_authenticate=True)),
+    case("2026-07-28: the Origin is checked before the headers",
+         sreq("tools/list", origin="https://evil.example", mm="wrong"), **reject(403)),
+    case("2026-07-28: a body that is not JSON is a parse error first",
+         sreq("tools/list", body="{nope"), **reject(400, body_json={"error": {"code": -32700}})),
+    case("a loopback Origin is foreign when the gateway does not listen on loopback",
+         req("POST", body=LIST, origin="http://127.0.0.1:8787"), **reject(403)),
+]
 n_classify = write("classify.json", {"config": BASE, "cases": C})
 
 # ---------------------------------------------------------------- policy.json
@@ -311,6 +546,9 @@ WORKER = {"tokens_json": {"alice": TOK_A}, "policy": {"bare_get_405": True}}
 RUN = {"policy": {"check_bearer": False}}
 SMALL = {"tokens_json": {"alice": TOK_A}, "policy": {"max_body": 64}}
 STAR = {"tokens_json": {"alice": TOK_A}, "policy": {"origins": "*"}}
+LOOP = {"tokens_json": {"alice": TOK_A}, "policy": {"loopback_listener": True}}
+LOOPLIST = {"tokens_json": {"alice": TOK_A},
+            "policy": {"loopback_listener": True, "origins": "https://app.example"}}
 P = [
     case("listed origin passes", req("POST", body=LIST, origin="https://app.example"),
          **fwd("gen-7:alice", 0)),
@@ -349,6 +587,39 @@ P = [
     case("max_body: a body at the limit is parsed", req("POST", body=" " * 62 + "{}"),
          **fwd("gen-1:alice", 0)),
 ]
+LOOP_OK = ["http://localhost", "http://localhost:6274", "http://127.0.0.1", "http://127.0.0.1:8787",
+           "http://[::1]", "http://[::1]:8787", "HTTP://LOCALHOST:1", "http://localhost:0",
+           "http://localhost:65535"]
+LOOP_BAD = ["https://localhost:6274", "http://localhost.evil.example", "http://localhost.",
+            "http://127.0.0.2", "http://127.1", "http://localhost:", "http://localhost:65536",
+            "http://localhost:123456", "http://localhost:80a", "http://localhost/",
+            "http://localhost:80/x", "http://user@localhost", "http://[::1", "http://[0:0:0:0:0:0:0:1]",
+            "http://0.0.0.0", "http://evil.example.com", "null", "http://localhost :80",
+            "ws://localhost", "http://localhost, http://evil.example", ""]
+for o in LOOP_OK:
+    P.append(case("loopback: origin %s passes" % o, sreq("tools/list", origin=o),
+                  **fwd("gen-1:alice", 0, stateless=True)))
+for o in LOOP_BAD:
+    P.append(case("loopback: origin %r is foreign" % o, req("POST", body=LIST, origin=o),
+                  **reject(403)))
+P += [
+    case("loopback: the DNS-rebinding probe (a foreign Origin) is refused before the token",
+         sreq("server/discover", origin="http://evil.example.com", token=None), **reject(403)),
+    case("loopback and list: a listed origin passes", req("POST", body=LIST, origin="https://app.example"),
+         **fwd("gen-1:alice", 0)),
+    case("loopback and list: a local page passes too", req("POST", body=LIST, origin="http://localhost:3000"),
+         **fwd("gen-1:alice", 0)),
+    case("loopback and list: others are foreign", req("POST", body=LIST, origin="https://b.example"),
+         **reject(403, body_contains="not in ALLOWED_ORIGINS")),
+    case("Worker: GET /mcp in 2026-07-28 is 405 at the method check", req("GET", pv=V26),
+         **reject(405, allow="POST, DELETE")),
+    case("Worker: 2026-07-28 POST is forwarded", sreq("tools/list"),
+         **fwd("gen-1:alice", 0, stateless=True)),
+    case("run: 2026-07-28 needs no token and no session", sreq("tools/list", token=None),
+         **fwd("gen-1:run", -1, stateless=True)),
+    case("run: 2026-07-28 headers are still checked", sreq("tools/list", token=None, mm="x"),
+         **reject(400, body_json={"error": {"code": -32020}})),
+]
 # Attach the per-case configs (the file config is PCFG).
 for c in P:
     n = c["name"]
@@ -360,6 +631,10 @@ for c in P:
         c["config"] = RUN
     elif n.startswith("max_body"):
         c["config"] = SMALL
+    elif n.startswith("loopback and list"):
+        c["config"] = LOOPLIST
+    elif n.startswith("loopback:"):
+        c["config"] = LOOP
     c["request"].pop("config", None)
     c["expect"].pop("config", None)
 

@@ -213,6 +213,9 @@ static int load_config(const struct sr_json_doc *doc, int32_t cfg, struct sr_tok
         v = get(doc, po, "bare_get_405");
         if (v >= 0)
             p->bare_get_405 = doc->toks[v].type == SR_JSON_TRUE;
+        v = get(doc, po, "loopback_listener");
+        if (v >= 0)
+            p->loopback_listener = doc->toks[v].type == SR_JSON_TRUE;
         v = get(doc, po, "max_body");
         if (v >= 0) {
             int64_t mb = 0;

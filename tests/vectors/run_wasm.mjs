@@ -43,6 +43,7 @@ function loadConfig(cfg = {}) {
     checkBearer: p.check_bearer ?? true,
     bareGet405: p.bare_get_405 ?? false,
     maxBody: p.max_body ?? 0,
+    loopbackListener: p.loopback_listener ?? false,
   });
 }
 

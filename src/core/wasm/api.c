@@ -11,15 +11,17 @@
  *
  * Exports (all lengths in bytes; every function returns -1 on error with the
  * message in the output buffer):
- *   sr_abi_version()            -> 1
+ *   sr_abi_version()            -> 2 (2: sr_set_policy took loopback_listener; requests and
+ *                               decisions gained the MCP 2026-07-28 fields)
  *   sr_buf(n)                   -> pointer to the input buffer, or 0 when n > sr_buf_cap()
  *   sr_buf_cap()                -> input capacity (4 MiB + 64 KiB)
  *   sr_out_ptr(), sr_out_len()  -> the last output
  *   sr_load_tokens(a, j)        input: API_TOKEN (a bytes) then API_TOKENS_JSON (j bytes); either
  *                               may be 0. Replaces the table only on success -> 0 | -1.
- *   sr_set_policy(g, o, check_bearer, bare_get_405, max_body)
+ *   sr_set_policy(g, o, check_bearer, bare_get_405, max_body, loopback_listener)
  *                               input: generation (g bytes; 0 = "gen-1") then ALLOWED_ORIGINS
- *                               (o bytes); max_body 0 = 4 MiB, at most 4 MiB -> 0 | -1.
+ *                               (o bytes); max_body 0 = 4 MiB, at most 4 MiB; flags 0 or 1
+ *                               -> 0 | -1.
  *   sr_classify_json(r, b)      input: a request description (r bytes of JSON, see
  *                               core/describe.h) followed by the raw body (b bytes)
  *                               -> length of the decision JSON in the output | -1.
@@ -51,7 +53,7 @@
 #define SR_WASM_IN_MAX    (SR_MAX_BODY_DEFAULT + 64u * 1024u)
 #define SR_WASM_OUT_MAX   (16u * 1024u)
 #define SR_WASM_DESC_TOKS 1024u
-#define SR_WASM_ABI       1
+#define SR_WASM_ABI       2
 
 static char in_buf[SR_WASM_IN_MAX];
 static char out_buf[SR_WASM_OUT_MAX];
@@ -153,9 +155,9 @@ int32_t sr_load_tokens(uint32_t api_len, uint32_t json_len)
 
 SR_EXPORT("sr_set_policy")
 int32_t sr_set_policy(uint32_t gen_len, uint32_t origins_len, uint32_t check_bearer,
-                      uint32_t bare_get_405, uint32_t max_body);
+                      uint32_t bare_get_405, uint32_t max_body, uint32_t loopback_listener);
 int32_t sr_set_policy(uint32_t gen_len, uint32_t origins_len, uint32_t check_bearer,
-                      uint32_t bare_get_405, uint32_t max_body)
+                      uint32_t bare_get_405, uint32_t max_body, uint32_t loopback_listener)
 {
     struct sr_policy next;
     struct sr_core_err err;
@@ -175,6 +177,7 @@ int32_t sr_set_policy(uint32_t gen_len, uint32_t origins_len, uint32_t check_bea
     next.max_body = max_body == 0 ? SR_MAX_BODY_DEFAULT : max_body;
     next.check_bearer = check_bearer != 0;
     next.bare_get_405 = bare_get_405 != 0;
+    next.loopback_listener = loopback_listener != 0;
     sr_mem_copy(&policy, &next, sizeof(policy));
     return 0;
 }

@@ -33,6 +33,7 @@ function runFile(core, doc) {
       checkBearer: p.check_bearer ?? true,
       bareGet405: p.bare_get_405 ?? false,
       maxBody: p.max_body ?? 0,
+      loopbackListener: p.loopback_listener ?? false,
     });
   };
   for (const c of doc.cases) {
