@@ -123,6 +123,30 @@ static void fill_request(struct sr_req *r, struct sr_request *q)
     q->origin = sr_req_header(r, "origin", &q->origin_len);
     q->accept = sr_req_header(r, "accept", &q->accept_len);
     q->session_id = sr_req_header(r, "mcp-session-id", &q->session_id_len);
+    q->protocol_version = sr_req_header(r, "mcp-protocol-version", &q->protocol_version_len);
+    q->mcp_method = sr_req_header(r, "mcp-method", &q->mcp_method_len);
+    q->mcp_name = sr_req_header(r, "mcp-name", &q->mcp_name_len);
+    /* The core refuses a routing header given twice (the spans above are the first copy, and
+     * the backend might read another), so count the copies. Names are RFC 9110 tokens. */
+    static const char *const routing[] = {"mcp-protocol-version", "mcp-method", "mcp-name"};
+    unsigned copies[3] = {0, 0, 0};
+    for (uint32_t i = 0; i < h->nh; i++) {
+        const struct sr_span *nm = &h->h[i].name;
+        for (size_t k = 0; k < 3; k++) {
+            size_t len = strlen(routing[k]), j;
+            if (nm->n != len)
+                continue;
+            for (j = 0; j < len; j++) {
+                char c = nm->p[j];
+                if (c >= 'A' && c <= 'Z')
+                    c = (char)(c - 'A' + 'a');
+                if (c != routing[k][j])
+                    break;
+            }
+            if (j == len && ++copies[k] > 1)
+                q->mcp_header_repeated = true;
+        }
+    }
     size_t an;
     const char *auth = sr_req_header(r, "authorization", &an);
     q->has_authorization = auth != NULL;
