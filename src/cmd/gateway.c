@@ -58,6 +58,7 @@ struct serve {
     struct event_base *base;
     struct sr_config cfg;
     struct sr_edge edge;
+    struct sr_sessions *sessions;
     struct sr_server *server;
     struct sr_upstream *upstream;
     struct sr_instances *instances;
@@ -531,6 +532,9 @@ static int gateway_main(bool run, int argc, char **argv)
             .partition_mode = sr_config_get(&s.cfg, SR_SET_R2_PARTITION),
             .instance_id = iid,
             .strict = s.cfg.r2_strict,
+            .default_project = sr_config_get(&s.cfg, SR_SET_SERENA_PROJECT),
+            .on_state = sr_edge_instance_state,
+            .state_arg = &s.edge,
             .sandbox = strcmp(sr_config_get(&s.cfg, SR_SET_SANDBOX), "bwrap") == 0 ? "bwrap" : NULL,
         };
         if (sr_instances_new(s.base, &io, &s.instances, err, sizeof(err)) < 0) {
@@ -546,6 +550,17 @@ static int gateway_main(bool run, int argc, char **argv)
             sr_instances_prestart(s.instances, route, "run", s.edge.policy.generation);
         }
     }
+    /* After the lock: the session key lives in the state directory (unless the environment
+     * gives it, as several replicas and the Worker must share one). */
+    s.edge.base = s.base;
+    if (sr_sessions_new(sr_config_get(&s.cfg, SR_SET_STATE_DIR),
+                        sr_config_get(&s.cfg, SR_SET_SESSION_KEY), s.cfg.session_max_age,
+                        &s.sessions, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
+        rc = 2;
+        goto out;
+    }
+    s.edge.sessions = s.sessions;
     s.edge.started_us = sr_now_us();
     fill_health(&s);
     struct sr_server_opts o = {
@@ -598,6 +613,7 @@ out:
     if (s.has_store)
         free_store(&s.store);
     sr_upstream_free(s.upstream);
+    sr_sessions_free(s.sessions);
     if (s.base)
         event_base_free(s.base);
     sr_edge_set_tokens(&s.edge, NULL);
