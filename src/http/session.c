@@ -101,26 +101,38 @@ static int load_env_keys(struct sr_sessions *s, const char *env, char *err, size
     }
 }
 
-/* <state-dir>/session.key: read it, or create it (0600) with a fresh random key. */
+static int read_key_file(struct sr_sessions *s, const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    char text[128];
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0 || decode_key(text, (size_t)n, s->keys[0]) < 0) {
+        snprintf(err, errlen,
+                 "%s does not hold a base64 session key of 32 bytes; restore it from a backup "
+                 "or delete it (clients then start new sessions)",
+                 path);
+        return -2;
+    }
+    s->nkeys = 1;
+    return 0;
+}
+
+/*
+ * <state-dir>/session.key: read it, or create it (0600) with a fresh random key. Two gateways
+ * may start at once on a fresh directory (--upstream mode takes no lock): each writes its own
+ * temporary file and link()s it into place, which fails for the second; that one then reads the
+ * winner's key, so both seal with the key that is on disk.
+ */
 static int load_file_key(struct sr_sessions *s, const char *state_dir, char *err, size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", state_dir, KEY_FILE_NAME);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char text[128];
-        ssize_t n = read(fd, text, sizeof(text) - 1);
-        close(fd);
-        if (n <= 0 || decode_key(text, (size_t)n, s->keys[0]) < 0) {
-            snprintf(err, errlen,
-                     "%s does not hold a base64 session key of 32 bytes; restore it from a backup "
-                     "or delete it (clients then start new sessions)",
-                     path);
-            return -1;
-        }
-        s->nkeys = 1;
-        return 0;
-    }
+    int rc = read_key_file(s, path, err, errlen);
+    if (rc != -1)
+        return rc == 0 ? 0 : -1;
     if (errno != ENOENT) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
@@ -131,26 +143,32 @@ static int load_file_key(struct sr_sessions *s, const char *state_dir, char *err
         return -1;
     }
     char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
     char text[64];
     size_t n = sr_base64url_encode(s->keys[0], SR_SESSION_KEY_LEN, text);
     text[n++] = '\n';
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
     if (fd < 0 || write(fd, text, n) != (ssize_t)n || fsync(fd) < 0) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        if (fd >= 0)
+        snprintf(err, errlen, "cannot write a session key beside %s: %s", path, strerror(errno));
+        if (fd >= 0) {
             close(fd);
-        unlink(tmp);
+            unlink(tmp);
+        }
         return -1;
     }
     close(fd);
-    if (rename(tmp, path) < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
+    int lrc = link(tmp, path);
+    int lerr = errno;
+    unlink(tmp);
+    if (lrc == 0) {
+        s->nkeys = 1;
+        return 0;
     }
-    s->nkeys = 1;
-    return 0;
+    if (lerr == EEXIST && read_key_file(s, path, err, errlen) == 0)
+        return 0;
+    if (lerr != EEXIST)
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(lerr));
+    return -1;
 }
 
 int sr_sessions_new(const char *state_dir, const char *keys_env, uint32_t max_age,
