@@ -159,7 +159,6 @@ def test_upstream_mode_takes_no_lock(gateway_factory, everything, tmp_dir):
 # SIGTERM: idle streams are closed at once, only real requests are drained
 
 
-@pytest.mark.xfail(strict=False, reason="needs the edge to mark GET streams")
 def test_sigterm_closes_an_idle_get_stream_at_once(instance_gateway_factory, tmp_dir):
     toks = {"alpha": new_token("alpha")}
     t = toks["alpha"]
