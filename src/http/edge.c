@@ -71,7 +71,7 @@ static void answer_health(struct sr_edge *e, struct sr_req *r)
 /* The caller's own route and what backs it; nothing about other tokens. */
 static void answer_status(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d)
 {
-    char doc[1024];
+    char doc[SR_STATUS_DOC_MAX];
     struct sr_jw w;
     sr_jw_init(&w, doc, sizeof(doc));
     sr_jw_obj_begin(&w);
@@ -161,7 +161,6 @@ static void fill_request(struct sr_req *r, struct sr_request *q)
     q->body = q->body_len ? (const char *)evbuffer_pullup(body, -1) : "";
 }
 
-#define D_STATELESS(d) false
 /* ---- forwarding with edge sessions --------------------------------------- */
 
 /*
@@ -399,6 +398,30 @@ static char *activate_project_arg(struct sr_req *r)
     return strdup(buf);
 }
 
+/* The access log's audit field: the tool a tools/call names (params.name), when it is one. */
+static void log_tool_name(struct sr_req *r)
+{
+    struct evbuffer *body = sr_req_body(r);
+    size_t n = evbuffer_get_length(body);
+    struct sr_json_doc doc;
+    if (!n ||
+        sr_json_parse(&doc, (const char *)evbuffer_pullup(body, -1), n, g_scratch,
+                      SR_JSON_MAX_TOKENS, NULL) != 0 ||
+        doc.toks[0].type != SR_JSON_OBJECT)
+        return;
+    int32_t params = sr_json_obj_get(&doc, 0, "params", 6);
+    int32_t name = params >= 0 && doc.toks[params].type == SR_JSON_OBJECT
+                       ? sr_json_obj_get(&doc, (uint32_t)params, "name", 4)
+                       : -1;
+    char buf[SR_TOOL_NAME_MAX + 1];
+    size_t len = 0;
+    if (name < 0 || doc.toks[name].type != SR_JSON_STRING ||
+        sr_json_str_decode(&doc, (uint32_t)name, buf, sizeof(buf) - 1, &len) != 0)
+        return;
+    buf[len] = '\0';
+    sr_req_set_tool(r, buf);
+}
+
 static const char *token_name(const struct sr_edge *e, const struct sr_decision *d)
 {
     return d->token_index >= 0 ? e->tokens->e[d->token_index].name : "run";
@@ -426,7 +449,7 @@ static void forward(struct sr_edge *e, struct sr_req *r, const struct sr_decisio
     const char *sid = sr_req_header(r, "mcp-session-id", &sid_len);
     /* An initialize opens a new session, even from a client that sent an id of its own. */
     bool initialize = is_post && (d->is_initialize || strcmp(d->rpc_method, "initialize") == 0);
-    bool session = e->sessions && !D_STATELESS(d) && !initialize && sid && sid_len;
+    bool session = e->sessions && !d->stateless && !initialize && sid && sid_len;
     static char reinit[SR_SESSION_PLAIN_MAX + 128];
     char proto[64] = "";
     int reinit_len = 0;
@@ -846,6 +869,8 @@ void sr_edge_handle(struct sr_req *r, void *arg)
         sr_req_set_route(r, d.route);
     if (d.rpc_method[0])
         sr_req_set_rpc_method(r, d.rpc_method);
+    if (strcmp(d.rpc_method, "tools/call") == 0)
+        log_tool_name(r);
     switch (d.action) {
     case SR_ACT_HEALTH:
         answer_health(e, r);
