@@ -8,7 +8,8 @@
 #   5. sanitizers      build-asan/: unit tests and vectors under ASan+UBSan
 #   6. fuzz            build-fuzz/: each libFuzzer harness for SR_FUZZ_SECONDS
 #   7. system          pytest tests/system: real peers and clients on 127.0.0.1, then the
-#                      edge and instance suites again against the ASan+UBSan gateway
+#                      edge, instance, lifecycle and session suites (without Serena) again
+#                      against the ASan+UBSan gateway
 #   8. worker          wrangler --dry-run, vectors in workerd, Worker -> serena-remote run e2e
 #   9. deploy          the container image's install steps, proven on this machine
 #
@@ -71,6 +72,7 @@ step "system tests of the edge and instances with the ASan+UBSan gateway"
 SR_BIN="$PWD/build-asan/serena-remote" \
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     .venv/bin/python -m pytest tests/system/test_gateway.py tests/system/test_instances.py \
+    tests/system/test_lifecycle.py tests/system/test_continuity.py -m "not serena" \
     -q -p no:cacheprovider
 
 step "Cloudflare Worker: wrangler dry-run, vectors in workerd, e2e to serena-remote run"
