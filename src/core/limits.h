@@ -88,4 +88,18 @@
 #define SR_HEALTH_MAX     4096
 #define SR_ERRMSG_MAX     256
 
+/*
+ * The operator's view: /status (one route's record: a project path, a last
+ * error, a log path and a snapshot key fit with room to spare), a tools/call
+ * tool name as the access log keeps it, distinct route names the metrics
+ * registry keeps (a power of two; later ones count as "_other"), processes
+ * one /proc scan reads when it sums a backend's process tree, and the
+ * largest answer `serena-remote status` reads from the admin listener.
+ */
+#define SR_STATUS_DOC_MAX     8192
+#define SR_TOOL_NAME_MAX      128
+#define SR_METRICS_ROUTES_MAX 512
+#define SR_PROCFS_SCAN_MAX    16384
+#define SR_ADMIN_REPLY_MAX    (4u * 1024u * 1024u)
+
 #endif

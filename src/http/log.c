@@ -222,9 +222,10 @@ static void line_done(char *slot, size_t n)
 
 void sr_log_request(const struct sr_log_entry *e)
 {
-    char ts[40], method[24], path[128], rpc[136], route[136];
+    char ts[40], method[24], path[128], rpc[136], route[136], tool[SR_TOOL_NAME_MAX + 1];
     char own[LINE_MAX_BYTES];
     size_t ts_n = now_iso(ts, sizeof(ts));
+    size_t tool_n = e->tool ? clean(e->tool, strlen(e->tool), tool, sizeof(tool)) : 0;
     size_t method_n = clean(e->method, e->method_len, method, sizeof(method));
     size_t path_n = clean(e->path, e->path_len, path, sizeof(path));
     size_t rpc_n = clean(e->rpc_method, strlen(e->rpc_method), rpc, sizeof(rpc));
@@ -249,6 +250,10 @@ void sr_log_request(const struct sr_log_entry *e)
         sr_jw_cstr(&w, path);
         sr_jw_key(&w, "rpc_method");
         sr_jw_cstr(&w, rpc);
+        if (e->tool) {
+            sr_jw_key(&w, "tool");
+            sr_jw_str(&w, tool, tool_n);
+        }
         sr_jw_key(&w, "status");
         sr_jw_int(&w, e->status);
         sr_jw_key(&w, "bytes");
@@ -263,7 +268,7 @@ void sr_log_request(const struct sr_log_entry *e)
         }
         return;
     }
-    /* "%s %s route=%s %s %s rpc=%s status=%d bytes=%llu ms=%.3f\n", truncated at
+    /* "%s %s route=%s %s %s rpc=%s[ tool=%s] status=%d bytes=%llu ms=%.3f\n", truncated at
      * LINE_MAX_BYTES - 1 like the snprintf it replaces. */
     struct line l = {slot, 0, LINE_MAX_BYTES - 1};
     put(&l, ts, ts_n);
@@ -277,6 +282,10 @@ void sr_log_request(const struct sr_log_entry *e)
     put(&l, path, path_n);
     put(&l, " rpc=", 5);
     put(&l, rpc, rpc_n);
+    if (e->tool) {
+        put(&l, " tool=", 6);
+        put(&l, tool, tool_n);
+    }
     put(&l, " status=", 8);
     put_int(&l, e->status);
     put(&l, " bytes=", 7);

@@ -7,8 +7,10 @@
  * at exit. Without a loop every line is written at once.
  *
  * Lines never carry a token: the entry holds only the route name, HTTP and
- * JSON-RPC methods, status, byte count and duration. Route names contain
- * token *names*, which operators chose to be shown; never values.
+ * JSON-RPC methods, the tool a tools/call names (an audit trail: who called
+ * which tool, with what outcome), status, byte count and duration. Route
+ * names contain token *names*, which operators chose to be shown; never
+ * values.
  */
 #ifndef SR_HTTP_LOG_H
 #define SR_HTTP_LOG_H
@@ -32,6 +34,7 @@ struct sr_log_entry {
     const char *path;
     size_t path_len;
     const char *rpc_method;
+    const char *tool; /* the tool a tools/call names, or NULL */
     int status;
     uint64_t bytes;
     uint64_t duration_us;

@@ -58,6 +58,7 @@
 #include "http/log.h"
 #include "http/sockio.h"
 #include "http/util.h"
+#include "metrics/metrics.h"
 
 enum conn_state { ST_HEAD, ST_BODY, ST_HANDLING, ST_CLOSING };
 
@@ -84,6 +85,9 @@ struct sr_req {
     char peer[64];
     char route[SR_ROUTE_MAX + 1];
     char rpc_method[SR_RPC_METHOD_MAX + 1];
+    char tool[SR_TOOL_NAME_MAX + 1];
+    uint64_t bytes_in; /* the request body, for the metrics */
+    bool no_metrics;   /* the server's option, kept: the connection may be gone at the end */
     sr_req_hook_cb on_abort;
     sr_req_hook_cb on_drain;
     void *hook_arg;
@@ -276,11 +280,18 @@ static void req_finish_log(struct sr_req *r)
         .path = h->path.p,
         .path_len = h->path.n,
         .rpc_method = r->rpc_method[0] ? r->rpc_method : "-",
+        .tool = r->tool[0] ? r->tool : NULL,
         .status = r->status,
         .bytes = r->bytes_out,
         .duration_us = (sr_now_us() - r->t_start),
     };
     sr_log_request(&e);
+    if (r->no_metrics)
+        return;
+    size_t an = 0;
+    const char *authz = r->status == 401 ? sr_req_header(r, "authorization", &an) : NULL;
+    sr_metrics_request(r->route, r->rpc_method, r->status, r->bytes_in, r->bytes_out, e.duration_us,
+                       authz, an);
 }
 
 static void conn_free(struct sr_conn *c)
@@ -423,6 +434,8 @@ static void conn_fail(struct sr_conn *c, int status, const char *msg)
                              .bytes = (uint64_t)(n < 0 ? 0 : n),
                              .duration_us = 0};
     sr_log_request(&e);
+    if (!c->srv->o.no_metrics)
+        sr_metrics_request("-", "-", status, 0, e.bytes, 0, NULL, 0);
     conn_schedule_flush(c);
     conn_close_after_flush(c);
 }
@@ -524,6 +537,7 @@ static void start_request(struct sr_conn *c, const char *head, size_t head_len)
     c->spare = NULL;
     memset(&r->conn, 0, offsetof(struct sr_req, head) - offsetof(struct sr_req, conn));
     r->conn = c;
+    r->no_metrics = c->srv->o.no_metrics;
     memcpy(r->peer, c->peer, sizeof(r->peer));
     r->t_start = sr_now_us();
     c->req = r;
@@ -540,6 +554,7 @@ static void dispatch(struct sr_conn *c)
     evtimer_del(c->deadline);
     s->active++;
     c->req->dispatched = true;
+    c->req->bytes_in = evbuffer_get_length(c->req->body);
     /* Reading stays on to notice a hang-up; read-ahead is capped in conn_read_cb. */
     bufferevent_setwatermark(c->bev, EV_WRITE, SR_RELAY_LOW_WATER, 0);
     s->o.handler(c->req, s->o.handler_arg);
@@ -749,6 +764,11 @@ void sr_req_set_route(struct sr_req *r, const char *route)
 void sr_req_set_rpc_method(struct sr_req *r, const char *m)
 {
     copy_str(r->rpc_method, sizeof(r->rpc_method), m);
+}
+
+void sr_req_set_tool(struct sr_req *r, const char *tool)
+{
+    copy_str(r->tool, sizeof(r->tool), tool);
 }
 
 void sr_req_set_hooks(struct sr_req *r, sr_req_hook_cb on_abort, sr_req_hook_cb on_drain, void *arg)
@@ -1145,6 +1165,11 @@ void sr_server_close_idle_streams(struct sr_server *s)
 uint32_t sr_server_connections(const struct sr_server *s)
 {
     return s ? s->nconns : 0;
+}
+
+uint32_t sr_server_idle_streams(const struct sr_server *s)
+{
+    return s ? s->idle : 0;
 }
 
 const char *sr_server_address(const struct sr_server *s)

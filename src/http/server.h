@@ -41,6 +41,7 @@ struct sr_server_opts {
     uint32_t max_body;
     sr_req_handler_cb handler;
     void *handler_arg;
+    bool no_metrics; /* the admin listener: its requests are not the clients' traffic */
 };
 
 /* Creates the listener; 0 or -1 with a message in errbuf. */
@@ -63,6 +64,8 @@ uint32_t sr_server_active_requests(const struct sr_server *s);
  */
 void sr_server_close_idle_streams(struct sr_server *s);
 uint32_t sr_server_connections(const struct sr_server *s);
+/* Requests marked with sr_req_set_idle_stream that are still open. */
+uint32_t sr_server_idle_streams(const struct sr_server *s);
 /* Close every connection (after a drain) and free the server. Accepts NULL. */
 void sr_server_free(struct sr_server *s);
 /* Bound address, e.g. "127.0.0.1:8787" (useful with port 0). */
@@ -85,6 +88,9 @@ void sr_req_token_digest(struct sr_req *r, const char *tok, size_t n, uint8_t ou
 /* What the access log prints for this request (copied). */
 void sr_req_set_route(struct sr_req *r, const char *route);
 void sr_req_set_rpc_method(struct sr_req *r, const char *m);
+/* The tool a tools/call names (params.name), for the audit field tool= (copied, cut at
+ * SR_TOOL_NAME_MAX bytes). */
+void sr_req_set_tool(struct sr_req *r, const char *tool);
 
 /* Hooks: abort fires if the client disconnects before the response ends, or
  * when sr_server_close_idle_streams ends an idle stream; drain fires when
