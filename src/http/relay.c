@@ -31,11 +31,10 @@ struct relay {
     struct evbuffer *tap;
 };
 
+/* The MCP headers that go upstream (the session id and version by their index, below). */
 static const char *const forward_headers[] = {
-    "content-type",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "last-event-id",
+    "content-type",  "mcp-session-id", "mcp-protocol-version",
+    "last-event-id", "mcp-method",     "mcp-name",
 };
 
 /* "name: value\r\n" without printf: this runs once per relayed request. */
@@ -79,6 +78,13 @@ static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, b
     }
     if (session_up && *session_up)
         add_header(b, "mcp-session-id", 14, session_up, strlen(session_up));
+    /* 2026-07-28: Mcp-Param-<name> headers mirror tool arguments; only the backend knows the
+     * tool's schema to check them against, so they go up as they are. */
+    for (uint32_t i = 0; i < h->nh; i++) {
+        const struct sr_http_header *e = &h->h[i];
+        if (e->name.n > 10 && strncasecmp(e->name.p, "mcp-param-", 10) == 0)
+            add_header(b, e->name.p, e->name.n, e->value.p, e->value.n);
+    }
     size_t an;
     const char *accept = sr_http_header_get(h, "accept", &an);
     if (fix_accept || !accept)

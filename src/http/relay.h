@@ -4,7 +4,8 @@
  *
  * Upstream request: the client's method and query on the upstream's path,
  * Host rewritten to the upstream's host:port, and only the headers MCP needs
- * (Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID);
+ * (Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID,
+ * and 2026-07-28's Mcp-Method, Mcp-Name and Mcp-Param-*);
  * Authorization and Origin never leave the edge. Response: status, headers
  * (hop-by-hop ones excepted) and bytes exactly as the upstream sent them,
  * each read forwarded at once, reading paused while the client's output is
