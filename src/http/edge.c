@@ -190,8 +190,11 @@ struct pending {
     char *project; /* heap: activate_project's argument, remembered when it succeeds */
 };
 
+/* Ends the request's accounting on its instance, if it was counted, and frees it. */
 static void pending_free(struct pending *p)
 {
+    if (p->counted)
+        sr_instance_request_end(p->inst, p->is_post);
     free(p->reinit);
     free(p->project);
     free(p);
@@ -204,10 +207,7 @@ static uint64_t target_inc(const struct pending *p)
 
 static void pending_end(void *arg)
 {
-    struct pending *p = arg;
-    if (p->counted)
-        sr_instance_request_end(p->inst, p->is_post);
-    pending_free(p);
+    pending_free(arg);
 }
 
 /* The upstream's session id on an initialize answer: bind it to a new edge id, which the
@@ -285,9 +285,6 @@ static void pending_reinit(struct pending *p)
 static void pending_lost(void *arg)
 {
     struct pending *p = arg;
-    if (p->counted)
-        sr_instance_request_end(p->inst, p->is_post);
-    p->counted = false;
     sr_sessions_unbind(p->e->sessions, p->sid, p->sid_len);
     if (p->retried || !p->reinit) {
         char body[SR_ERROR_BODY_MAX];
@@ -309,10 +306,6 @@ static void pending_send(struct pending *p)
         sr_resp_simple(p->r, 202, NULL, NULL, NULL, 0);
         pending_free(p);
         return;
-    }
-    if (p->inst) {
-        sr_instance_request_begin(p->inst, p->is_post);
-        p->counted = true;
     }
     struct sr_relay_opts ro = {
         .fix_accept = p->fix_accept,
@@ -336,6 +329,12 @@ static void pending_go(struct pending *p, struct sr_upstream *up, struct sr_inst
 {
     p->up = up;
     p->inst = inst;
+    /* Counted from here, re-initialization included: a busy instance is never evicted or put
+     * to sleep under a request. */
+    if (inst && !p->counted && p->shim != SR_SHIM_INITIALIZED) {
+        sr_instance_request_begin(inst, p->is_post);
+        p->counted = true;
+    }
     if (!p->session) {
         pending_send(p);
         return;
