@@ -67,4 +67,9 @@ export class Core {
   parseBearer(value: string): string | null;
   healthText(input?: HealthInput): string;
   health(input?: HealthInput): Record<string, unknown>;
+  sessionJudge(input: { plain: string; name: string; now: number; max_age: number }): {
+    result: "ok" | "forged" | "foreign" | "expired";
+    reinit: string | null;
+    protocol: string;
+  };
 }

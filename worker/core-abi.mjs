@@ -162,4 +162,11 @@ export class Core {
   health(input = {}) {
     return JSON.parse(this.healthText(input));
   }
+
+  // The judgement of an opened edge-session plaintext (see src/core/session.h).
+  sessionJudge(input) {
+    const [n] = this.write(enc.encode(JSON.stringify(input)));
+    this.check(this.x.sr_session_judge(n));
+    return JSON.parse(this.output());
+  }
 }

@@ -249,3 +249,71 @@ int sr_session_error_body(int err, const char *rpc_id, size_t rpc_id_len, char *
     }
     return sr_error_body(out, cap, SR_RPC_INVALID_REQUEST, msg, rpc_id, rpc_id_len);
 }
+
+static const char *result_name(int rc)
+{
+    switch (rc) {
+    case SR_SESSION_OK:
+        return "ok";
+    case SR_SESSION_E_FOREIGN:
+        return "foreign";
+    case SR_SESSION_E_EXPIRED:
+        return "expired";
+    default:
+        return "forged";
+    }
+}
+
+int sr_session_judge_json(const char *in, size_t n, struct sr_json_tok *toks, uint32_t cap,
+                          char *out, size_t out_cap)
+{
+    static char plain[SR_SESSION_PLAIN_MAX + 1], body[SR_SESSION_PLAIN_MAX + 128];
+    char name[SR_TOKEN_NAME_MAX + 1], proto[64];
+    struct sr_json_doc doc;
+    struct sr_session_claims c;
+    struct sr_jw w;
+    int32_t pi, ni, ti, ai;
+    int64_t now = 0, max_age = 0;
+    size_t pl = 0, nl = 0, len = 0;
+    int rc, bl = -1;
+
+    if (in == NULL || out == NULL || sr_json_parse(&doc, in, n, toks, cap, NULL) != 0 ||
+        doc.toks[0].type != SR_JSON_OBJECT)
+        return -1;
+    pi = sr_json_obj_get(&doc, 0, "plain", 5);
+    ni = sr_json_obj_get(&doc, 0, "name", 4);
+    ti = sr_json_obj_get(&doc, 0, "now", 3);
+    ai = sr_json_obj_get(&doc, 0, "max_age", 7);
+    if (pi < 0 || ni < 0 || ti < 0 || ai < 0 ||
+        sr_json_str_decode(&doc, (uint32_t)pi, plain, sizeof(plain) - 1, &pl) != 0 ||
+        sr_json_str_decode(&doc, (uint32_t)ni, name, sizeof(name) - 1, &nl) != 0 ||
+        sr_json_int64(&doc, (uint32_t)ti, &now) != 0 ||
+        sr_json_int64(&doc, (uint32_t)ai, &max_age) != 0 || max_age < 0 ||
+        max_age > (int64_t)UINT32_MAX)
+        return -1;
+    name[nl] = '\0';
+    /* The plaintext is parsed with the same tokens: the description is not needed after this. */
+    rc = sr_session_plain_parse(plain, pl, toks, cap, &c);
+    if (rc == SR_SESSION_OK)
+        rc = sr_session_check(&c, name, now, (uint32_t)max_age);
+    proto[0] = '\0';
+    if (rc == SR_SESSION_OK) {
+        bl = sr_session_reinit_body(&c, body, sizeof(body));
+        sr_session_protocol(&c, toks, cap, proto, sizeof(proto));
+    }
+    sr_jw_init(&w, out, out_cap);
+    sr_jw_obj_begin(&w);
+    sr_jw_key(&w, "result");
+    sr_jw_cstr(&w, result_name(rc));
+    sr_jw_key(&w, "reinit");
+    if (bl >= 0)
+        sr_jw_str(&w, body, (size_t)bl);
+    else
+        sr_jw_null(&w);
+    sr_jw_key(&w, "protocol");
+    sr_jw_cstr(&w, proto);
+    sr_jw_obj_end(&w);
+    if (sr_jw_finish(&w, &len) != 0)
+        return -1;
+    return (int)len;
+}

@@ -103,4 +103,13 @@ void sr_session_protocol(const struct sr_session_claims *c, struct sr_json_tok *
  */
 int sr_session_error_body(int err, const char *rpc_id, size_t rpc_id_len, char *out, size_t cap);
 
+/*
+ * The judgement of one opened plaintext, described in JSON (shared vectors and core.wasm):
+ * input {"plain": "<plaintext>", "name": "<token name>", "now": N, "max_age": N}; output
+ * {"result": "ok"|"forged"|"foreign"|"expired", "reinit": "<body>"|null, "protocol": "…"}.
+ * Returns the output's length, or -1 when the input is not such a description.
+ */
+int sr_session_judge_json(const char *in, size_t n, struct sr_json_tok *toks, uint32_t cap,
+                          char *out, size_t out_cap);
+
 #endif

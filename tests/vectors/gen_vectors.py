@@ -798,6 +798,47 @@ H = [
 ]
 n_health = write("health.json", {"config": BASE, "cases": H})
 
-total = n_auth + n_classify + n_policy + n_tokens + n_health
+# ---------------------------------------------------------------- session.json
+# The judgement of an opened edge-session plaintext (src/core/session.h): who it belongs to, its
+# age, and the re-initialize body it yields. Sealing is the host's; what it opens is judged here.
+INIT = {"protocolVersion": "2025-06-18", "capabilities": {"roots": {"listChanged": True}},
+        "clientInfo": {"name": "claude-code", "version": "2.1"}}
+
+
+def plain(name="alice", t=1_700_000_000, init=None, v=1):
+    return json.dumps({"v": v, "n": name, "t": t, "i": INIT if init is None else init},
+                      separators=(",", ":"))
+
+
+def sess(name, p, who="alice", now=1_700_000_100, max_age=3600, **expect):
+    return {"name": name, "session": {"plain": p, "name": who, "now": now, "max_age": max_age},
+            "expect_session": expect}
+
+
+REINIT = ('{"jsonrpc":"2.0","id":"serena-remote-reinit","method":"initialize","params":'
+          + json.dumps(INIT, separators=(",", ":")) + "}")
+S = [
+    sess("own session", plain(), result="ok", reinit=REINIT, protocol="2025-06-18"),
+    sess("another token's session", plain(name="bob"), result="foreign", reinit=None),
+    sess("a name that is a prefix", plain(name="alic"), result="foreign"),
+    sess("expired", plain(), now=1_700_000_000 + 3601, result="expired", reinit=None),
+    sess("exactly at the maximum age", plain(), now=1_700_000_000 + 3600, result="ok"),
+    sess("issued in the future beyond the skew", plain(t=1_700_000_000 + 301), now=1_700_000_000,
+         result="expired"),
+    sess("issued in the future within the skew", plain(t=1_700_000_000 + 300), now=1_700_000_000,
+         result="ok"),
+    sess("another format version", plain(v=2), result="forged"),
+    sess("no init object", json.dumps({"v": 1, "n": "alice", "t": 1}), result="forged"),
+    sess("init that is an array", plain(init=[]), result="forged"),
+    sess("empty name", plain(name=""), result="forged"),
+    sess("fractional time", '{"v":1,"n":"alice","t":1.5,"i":{}}', result="forged"),
+    sess("duplicate member", '{"v":1,"n":"alice","n":"bob","t":1,"i":{}}', result="forged"),
+    sess("not JSON", "sr1.garbage", result="forged"),
+    sess("empty init: no protocol version", plain(init={}), result="ok", protocol="",
+         reinit='{"jsonrpc":"2.0","id":"serena-remote-reinit","method":"initialize","params":{}}'),
+]
+n_session = write("session.json", {"cases": S})
+
+total = n_auth + n_classify + n_policy + n_tokens + n_health + n_session
 print(f"auth {n_auth}, classify {n_classify}, policy {n_policy}, tokens {n_tokens}, "
-      f"health {n_health}: {total} cases")
+      f"health {n_health}, session {n_session}: {total} cases")

@@ -17,6 +17,7 @@
 #include "core/describe.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "core/session.h"
 #include "core/tokens.h"
 
 #define VEC_FILE_MAX (16u * 1024u * 1024u)
@@ -375,6 +376,30 @@ static void run_health(const char *file, const char *name, const struct sr_json_
     passes++;
 }
 
+static void run_session(const char *file, const char *name, const struct sr_json_doc *doc,
+                        int32_t c)
+{
+    static char out[SR_SESSION_PLAIN_MAX * 2 + 256];
+    struct sr_json_doc od;
+    struct sr_json_error je;
+    int32_t si = get(doc, c, "session"), ex = get(doc, c, "expect_session");
+    const char *raw;
+    size_t rawn;
+    int len;
+
+    raw_of(doc, (uint32_t)si, &raw, &rawn);
+    len = sr_session_judge_json(raw, rawn, work_toks, SR_JSON_MAX_TOKENS, out, sizeof(out));
+    if (len < 0 || sr_json_parse(&od, out, (size_t)len, out_toks, 4096, &je) != 0) {
+        fail_case(file, name, "session description refused", NULL);
+        return;
+    }
+    if (ex >= 0 && !subset(doc, (uint32_t)ex, &od, 0)) {
+        fail_case(file, name, "session judgement differs", out);
+        return;
+    }
+    passes++;
+}
+
 static void run_file(const char *file)
 {
     static struct sr_tokens tokens;
@@ -429,8 +454,11 @@ static void run_file(const char *file)
             run_request(file, nm, &doc, c, &policy);
         } else if (get(&doc, c, "health") >= 0) {
             run_health(file, nm, &doc, c, &policy, &tokens);
+        } else if (get(&doc, c, "session") >= 0) {
+            run_session(file, nm, &doc, c);
         } else {
-            fail_case(file, nm, "case has no request, health or expect_config_error", NULL);
+            fail_case(file, nm, "case has no request, health, session or expect_config_error",
+                      NULL);
         }
         free(name);
         free(want_err);

@@ -98,8 +98,18 @@ for (const file of files) {
       if (!subset(c.expect_health ?? {}, JSON.parse(text))) fail(file, name, "health document differs", text);
       else if (forbidden(c, text)) fail(file, name, "health document contains a forbidden string", text);
       else passes++;
+    } else if (c.session !== undefined) {
+      let j;
+      try {
+        j = core.sessionJudge(c.session);
+      } catch (e) {
+        fail(file, name, "session description refused", e.message);
+        continue;
+      }
+      if (!subset(c.expect_session ?? {}, j)) fail(file, name, "session judgement differs", JSON.stringify(j));
+      else passes++;
     } else {
-      fail(file, name, "case has no request, health or expect_config_error");
+      fail(file, name, "case has no request, health, session or expect_config_error");
     }
   }
 }

@@ -31,6 +31,8 @@
  *                               /health document in the output | -1. Version, generation,
  *                               strategy and token count come from the loaded state.
  *   sr_token_count()            -> entries in the loaded table.
+ *   sr_session_judge(n)         input: an opened session plaintext described in JSON
+ *                               (core/session.h) -> length of the judgement in the output | -1.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +43,7 @@
 #include "core/describe.h"
 #include "core/health.h"
 #include "core/mem.h"
+#include "core/session.h"
 #include "core/text.h"
 #include "core/tokens.h"
 
@@ -248,6 +251,21 @@ int32_t sr_health_json(uint32_t n)
     len = sr_health_write(&hdesc.h, out_buf, sizeof(out_buf));
     if (len < 0)
         return fail("sr_health_json: document larger than the output buffer");
+    out_len = (uint32_t)len;
+    return len;
+}
+
+SR_EXPORT("sr_session_judge") int32_t sr_session_judge(uint32_t n);
+int32_t sr_session_judge(uint32_t n)
+{
+    int len;
+
+    out_len = 0;
+    if (n > sizeof(in_buf))
+        return fail("sr_session_judge: input larger than the buffer");
+    len = sr_session_judge_json(in_buf, n, body_toks, SR_JSON_MAX_TOKENS, out_buf, sizeof(out_buf));
+    if (len < 0)
+        return fail("sr_session_judge: not a session description");
     out_len = (uint32_t)len;
     return len;
 }

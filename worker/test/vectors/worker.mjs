@@ -77,8 +77,18 @@ function runFile(core, doc) {
       if (!subset(c.expect_health ?? {}, JSON.parse(text))) fail(name, "health document differs", text);
       else if (forbidden(c, text)) fail(name, "health document contains a forbidden string", text);
       else passes++;
+    } else if (c.session !== undefined) {
+      let j;
+      try {
+        j = core.sessionJudge(c.session);
+      } catch (e) {
+        fail(name, "session description refused", e.message);
+        continue;
+      }
+      if (!subset(c.expect_session ?? {}, j)) fail(name, "session judgement differs", JSON.stringify(j));
+      else passes++;
     } else {
-      fail(name, "case has no request, health or expect_config_error");
+      fail(name, "case has no request, health, session or expect_config_error");
     }
   }
   return { passes, failures };
