@@ -244,9 +244,18 @@ toolong:
  */
 static bool secret_env(const char *kv)
 {
-    static const char *const prefixes[] = {
-        "API_TOKEN",  "AWS_",         "R2_",   "S3_",     "SERENA_REMOTE_",
-        "SERENA_R2_", "SERENA_HOME=", "HOME=", "TMPDIR=", "SERENA_INTERNAL_SECRET"};
+    static const char *const prefixes[] = {"API_TOKEN",
+                                           "AWS_",
+                                           "R2_",
+                                           "S3_",
+                                           "SERENA_REMOTE_",
+                                           "SERENA_R2_",
+                                           "SERENA_HOME=",
+                                           "HOME=",
+                                           "TMPDIR=",
+                                           "SERENA_INTERNAL_SECRET",
+                                           "SERENA_SNAPSHOT_KEY",
+                                           "SERENA_SESSION_KEY"};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
         if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
