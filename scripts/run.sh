@@ -4,6 +4,8 @@
 # - installs Serena (pinned, .venv-serena/) and pyright (.serena-tools/) when missing;
 # - generates a token on first use: only its sha256: digest is stored, in
 #   .serena-remote/tokens.json, and the token is printed once (delete that file for a new one);
+# - generates a snapshot key on first use (.serena-remote/snapshot.key, 0600): every snapshot
+#   the store keeps is then encrypted (SERENA_SNAPSHOT_KEY; keep a copy of that file);
 # - serves http://127.0.0.1:8787/mcp with one Serena per token, state in .serena-remote/.
 #
 # Any setting from `build/serena-remote serve --help` can be given in the environment,
@@ -52,5 +54,15 @@ if [ -z "${API_TOKEN:-}${API_TOKENS_JSON:-}${API_TOKENS_FILE:-}" ] && [ ! -s "$T
 MSG
 fi
 [ -n "${API_TOKEN:-}${API_TOKENS_JSON:-}${API_TOKENS_FILE:-}" ] || export API_TOKENS_FILE="$TOKENS"
+# Snapshots are encrypted at rest with a key made on first use (unless one is given).
+KEYFILE="$STATE/snapshot.key"
+if [ -z "${SERENA_SNAPSHOT_KEY:-}" ]; then
+    if [ ! -s "$KEYFILE" ]; then
+        (umask 077 && "$BIN" token --snapshot-key > "$KEYFILE.tmp" && mv "$KEYFILE.tmp" "$KEYFILE")
+        echo "serena-remote: new snapshot key in $KEYFILE (snapshots are encrypted with it; keep a copy)" >&2
+    fi
+    SERENA_SNAPSHOT_KEY=$(cat "$KEYFILE")
+    export SERENA_SNAPSHOT_KEY
+fi
 echo "serena-remote: serving http://$LISTEN/mcp (state in $STATE; Ctrl-C stops it)" >&2
 exec "$BIN" serve --listen "$LISTEN" --state-dir "$STATE" "$@"

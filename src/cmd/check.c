@@ -54,6 +54,14 @@ int sr_cmd_check(int argc, char **argv)
             printf("sandbox: bwrap works here\n");
         }
     }
+    if (rc == 0) {
+        const char *sk = sr_config_get(&c, SR_SET_SNAPSHOT_KEY);
+        if (sk && *sk)
+            printf("snapshots: encrypted at rest (AES-256-GCM, SERENA_SNAPSHOT_KEY)\n");
+        else
+            printf("snapshots: NOT encrypted at rest: anyone who can read the store can read "
+                   "them; set SERENA_SNAPSHOT_KEY (`serena-remote token --snapshot-key`)\n");
+    }
     if (rc == 0)
         printf("configuration OK\n");
     free(t);

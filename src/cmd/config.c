@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 
 #include "core/duration.h"
+#include "core/keylist.h"
 #include "core/limits.h"
 #include "http/util.h"
 #include "core/route.h"
@@ -84,6 +85,10 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
                       " SERENA_R2_STATE_ENABLED=1 selects S3/R2)"},
     [SR_SET_SNAPSHOT_EXCLUDE] = {NULL, "SERENA_SNAPSHOT_EXCLUDE", "language_servers,logs", false,
                                  "top-level names of SERENA_HOME left out of snapshots"},
+    [SR_SET_SNAPSHOT_KEY] = {NULL, "SERENA_SNAPSHOT_KEY", NULL, true,
+                             "base64 key(s) of 32 bytes encrypting every stored object, comma "
+                             "separated, the first encrypts (`serena-remote token --snapshot-key`)"
+                             "; unset: stored unencrypted"},
     [SR_SET_INSTANCE_ID] = {NULL, "SERENA_INSTANCE_ID", NULL, false,
                             "run: the snapshot partition (the Worker sets the Durable Object id)"},
     [SR_SET_R2_ENABLED] = {NULL, "SERENA_R2_STATE_ENABLED", "0", false,
@@ -267,6 +272,14 @@ static int validate(struct sr_config *c, char *err, size_t errlen)
     v = c->value[SR_SET_SANDBOX];
     if (strcmp(v, "none") && strcmp(v, "bwrap"))
         BAD(SR_SET_SANDBOX, "none or bwrap");
+    v = c->value[SR_SET_SNAPSHOT_KEY];
+    if (v && *v) {
+        struct sr_keylist kl;
+        int bad = sr_keylist_parse(&kl, v, strlen(v), "SERENA_SNAPSHOT_KEY", err, errlen);
+        sr_keylist_wipe(&kl);
+        if (bad < 0)
+            return -1;
+    }
     v = c->value[SR_SET_R2_PARTITION];
     if (strcmp(v, "durable-object") && strcmp(v, "token") && strcmp(v, "shared"))
         BAD(SR_SET_R2_PARTITION, "durable-object, token or shared");
@@ -494,6 +507,7 @@ int sr_config_store(const struct sr_config *c, struct sr_store_config *sc, char 
                     char *err, size_t errlen)
 {
     memset(sc, 0, sizeof(*sc));
+    sc->keys = c->value[SR_SET_SNAPSHOT_KEY];
     if (c->r2_enabled) {
         sc->kind = "s3";
         const char *ep = c->value[SR_SET_S3_ENDPOINT];

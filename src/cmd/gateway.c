@@ -224,6 +224,8 @@ static void fill_health(struct serve *s)
     h->p_interval = c->r2_interval;
     h->p_retention = c->r2_retention;
     h->p_strict = c->r2_strict;
+    h->p_encrypted = s->has_store && sr_config_get(c, SR_SET_SNAPSHOT_KEY) &&
+                     *sr_config_get(c, SR_SET_SNAPSHOT_KEY);
     h->p_state = sr_instances_store_state(s->instances);
 }
 
@@ -231,17 +233,19 @@ static void fill_health(struct serve *s)
  * (a new store needs a restart). */
 static void own_store(struct sr_store_config *sc)
 {
-    const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,  &sc->region,
-                         &sc->bucket, &sc->access_key, &sc->secret_key};
+    const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,   &sc->region,
+                         &sc->bucket, &sc->access_key, &sc->secret_key, &sc->keys};
     for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++)
         *ss[i] = *ss[i] ? strdup(*ss[i]) : NULL;
 }
 
 static void free_store(struct sr_store_config *sc)
 {
-    const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,  &sc->region,
-                         &sc->bucket, &sc->access_key, &sc->secret_key};
+    const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,   &sc->region,
+                         &sc->bucket, &sc->access_key, &sc->secret_key, &sc->keys};
     for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++) {
+        if (*ss[i])
+            memset((char *)*ss[i], 0, strlen(*ss[i]));
         free((char *)*ss[i]);
         *ss[i] = NULL;
     }

@@ -69,7 +69,9 @@ static void usage(enum snap_cmd c, FILE *f)
             "  --retention N           SERENA_R2_SNAPSHOT_RETENTION_COUNT (5)\n"
             "  --exclude LIST          SERENA_SNAPSHOT_EXCLUDE: top-level names (language_servers,"
             "logs)\n"
-            "  --json                  print the result as JSON\n");
+            "  --json                  print the result as JSON\n"
+            "Environment only: SERENA_SNAPSHOT_KEY (base64 key(s), comma separated) encrypts\n"
+            "every object written and opens what was written with any listed key.\n");
 }
 
 /* An environment value, or NULL when unset or empty. */
@@ -147,6 +149,7 @@ static int store_config(const char *me, const struct snap_args *a, struct sr_sto
                         char *endpoint, size_t eplen)
 {
     memset(sc, 0, sizeof(*sc));
+    sc->keys = env("SERENA_SNAPSHOT_KEY");
     if (a->store) {
         if (strncmp(a->store, "file:", 5) != 0 || a->store[5] != '/') {
             fprintf(stderr,

@@ -354,6 +354,7 @@ int sr_describe_health(struct sr_health_desc *hd, const char *json, size_t n,
         h_u32(&doc, pe, "interval_seconds", &h->p_interval, err) != 0 ||
         h_u32(&doc, pe, "retention_count", &h->p_retention, err) != 0 ||
         h_bool(&doc, pe, "strict", &h->p_strict, err) != 0 ||
+        h_bool(&doc, pe, "encrypted", &h->p_encrypted, err) != 0 ||
         h_str(&doc, pe, "state", hd, &h->p_state, err) != 0)
         return -1;
     return 0;

@@ -68,6 +68,7 @@ int sr_health_write(const struct sr_health *h, char *out, size_t cap)
     put_u64(&w, "interval_seconds", h->p_interval);
     put_u64(&w, "retention_count", h->p_retention);
     put_bool(&w, "strict", h->p_strict);
+    put_bool(&w, "encrypted", h->p_encrypted);
     put_str(&w, "state", h->p_state);
     sr_jw_obj_end(&w);
 

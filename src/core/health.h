@@ -29,6 +29,7 @@ struct sr_health {
     uint32_t p_interval;     /* seconds */
     uint32_t p_retention;
     bool p_strict;
+    bool p_encrypted;    /* SERENA_SNAPSHOT_KEY is set: every stored object is encrypted */
     const char *p_state; /* "ok" | "degraded" | "disabled" */
     uint64_t uptime_seconds;
 };

@@ -83,6 +83,9 @@
 /* A route's remembered project (a path or a registered project name). */
 #define SR_PROJECT_MAX 1024
 
+/* Snapshot encryption: keys in SERENA_SNAPSHOT_KEY (the first encrypts, all decrypt). */
+#define SR_KEYLIST_MAX 8
+
 /* Error and status documents written by the core. */
 #define SR_ERROR_BODY_MAX 1024
 #define SR_HEALTH_MAX     4096

@@ -529,8 +529,8 @@ int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
         struct sr_store_config *sc = calloc(1, sizeof(*sc));
         if (sc) {
             *sc = *o->store;
-            const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,  &sc->region,
-                                 &sc->bucket, &sc->access_key, &sc->secret_key};
+            const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,   &sc->region,
+                                 &sc->bucket, &sc->access_key, &sc->secret_key, &sc->keys};
             for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++)
                 *ss[i] = *ss[i] ? strdup(*ss[i]) : NULL;
         }
@@ -550,10 +550,13 @@ static void free_opts(struct sr_inst_opts *o)
         free((char *)*strs[i]);
     if (o->store) {
         struct sr_store_config *sc = (struct sr_store_config *)o->store;
-        const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,  &sc->region,
-                             &sc->bucket, &sc->access_key, &sc->secret_key};
-        for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++)
+        const char **ss[] = {&sc->kind,   &sc->dir,        &sc->endpoint,   &sc->region,
+                             &sc->bucket, &sc->access_key, &sc->secret_key, &sc->keys};
+        for (size_t i = 0; i < sizeof(ss) / sizeof(ss[0]); i++) {
+            if (*ss[i])
+                memset((char *)*ss[i], 0, strlen(*ss[i]));
             free((char *)*ss[i]);
+        }
         free(sc);
     }
 }

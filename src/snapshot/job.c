@@ -118,7 +118,7 @@ static bool parse_line(struct sr_snapshot_job *j, int *status, struct sr_snapsho
         toks[0].type != SR_JSON_OBJECT || sr_json_obj_get(&d, 0, "status", 6) < 0)
         return false;
     *status = (int)get_i64(&d, "status");
-    if (*status > 0 || *status < SR_STORE_E_CORRUPT)
+    if (*status > 0 || (*status < SR_STORE_E_CORRUPT && *status != SR_STORE_E_KEY))
         *status = SR_STORE_E_IO;
     r->skipped = get_bool(&d, "skipped");
     r->fell_back = get_bool(&d, "fell_back");
@@ -211,8 +211,8 @@ static void on_exit_ev(evutil_socket_t fd, short what, void *arg)
     maybe_finish(j);
 }
 
-/* The request document for the worker (see job_worker.c). Holds the store secret: it only
- * ever travels through a pipe to our own child. */
+/* The request document for the worker (see job_worker.c). Holds the store secret and the
+ * snapshot keys: they only ever travel through a pipe to our own child. */
 static int build_request(char *buf, size_t cap, enum sr_snapshot_op op,
                          const struct sr_store_config *c, const struct sr_snapshot_opts *o,
                          const char *home, size_t *len)
@@ -226,10 +226,10 @@ static int build_request(char *buf, size_t cap, enum sr_snapshot_op op,
     sr_jw_cstr(&w, home);
     sr_jw_key(&w, "store");
     sr_jw_obj_begin(&w);
-    const char *keys[] = {"kind",   "dir",        "endpoint",  "region",
-                          "bucket", "access_key", "secret_key"};
-    const char *vals[] = {c->kind,   c->dir,        c->endpoint,  c->region,
-                          c->bucket, c->access_key, c->secret_key};
+    const char *keys[] = {"kind",   "dir",        "endpoint",   "region",
+                          "bucket", "access_key", "secret_key", "keys"};
+    const char *vals[] = {c->kind,   c->dir,        c->endpoint,   c->region,
+                          c->bucket, c->access_key, c->secret_key, c->keys};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (!vals[i])
             continue;

@@ -5,7 +5,7 @@
  * line, so the gateway's event loop never blocks on archives or transfers.
  *
  * Request: {"op":"take"|"restore","home":"..","store":{"kind","dir",
- * "endpoint","region","bucket","access_key","secret_key","timeout",
+ * "endpoint","region","bucket","access_key","secret_key","keys","timeout",
  * "retries"},"opts":{"prefix","partition","excludes","retention","force"}}
  */
 #include "snapshot/snapshot.h"
@@ -75,7 +75,7 @@ static int64_t member_int(const struct sr_json_doc *d, uint32_t obj, const char 
 int sr_snapshot_worker_main(void)
 {
     static char req[SR_SNAPSHOT_JOB_REQUEST_MAX + 1];
-    static char sv[7][1024], ov[3][1024], home[4096], op[16];
+    static char sv[8][1024], ov[3][1024], home[4096], op[16];
     struct sr_json_tok toks[REQ_TOKENS];
     struct sr_json_doc d;
     struct sr_snapshot_result r;
@@ -108,11 +108,11 @@ int sr_snapshot_worker_main(void)
         snprintf(err, sizeof(err), "the snapshot worker got a malformed request");
         goto out;
     }
-    static const char *const skeys[] = {"kind",   "dir",        "endpoint",  "region",
-                                        "bucket", "access_key", "secret_key"};
-    const char **sdst[] = {&c.kind,   &c.dir,        &c.endpoint,  &c.region,
-                           &c.bucket, &c.access_key, &c.secret_key};
-    for (size_t i = 0; i < 7; i++)
+    static const char *const skeys[] = {"kind",   "dir",        "endpoint",   "region",
+                                        "bucket", "access_key", "secret_key", "keys"};
+    const char **sdst[] = {&c.kind,   &c.dir,        &c.endpoint,   &c.region,
+                           &c.bucket, &c.access_key, &c.secret_key, &c.keys};
+    for (size_t i = 0; i < 8; i++)
         *sdst[i] = member(&d, (uint32_t)so, skeys[i], sv[i], sizeof(sv[i]));
     c.timeout = (uint32_t)member_int(&d, (uint32_t)so, "timeout");
     c.retries = (uint32_t)member_int(&d, (uint32_t)so, "retries");
@@ -133,6 +133,8 @@ int sr_snapshot_worker_main(void)
             rc = sr_snapshot_restore(s, &o, home, NULL, &r, err, sizeof(err));
         sr_store_close(s);
     }
+    /* The secrets have served their purpose. */
+    memset(sv, 0, sizeof(sv));
 out:
     write_result(RESULT_FD, rc, &r, err);
     return rc == 0 ? 0 : 1;

@@ -23,6 +23,7 @@
 #define SR_STORE_E_AUTH     (-3) /* credentials or signature refused */
 #define SR_STORE_E_CONFIG   (-4) /* settings incomplete or invalid */
 #define SR_STORE_E_CORRUPT  (-5) /* content does not match its digest */
+#define SR_STORE_E_KEY      (-8) /* encrypted with no key, or with a key that is not listed */
 
 struct sr_store_config {
     const char *kind;     /* "file" or "s3" */
@@ -32,6 +33,10 @@ struct sr_store_config {
     const char *bucket;
     const char *access_key;
     const char *secret_key;
+    /* SERENA_SNAPSHOT_KEY: NULL or "" stores in the clear; else every object written is
+     * encrypted with the first key and every listed key may open one (crypt.h). */
+    const char *keys;
+    bool raw;         /* objects exactly as stored, no encryption layer at all (tools, tests) */
     uint32_t timeout; /* seconds per request (default 60) */
     uint32_t retries; /* attempts on 5xx / timeouts (default 4), with backoff */
 };
@@ -51,6 +56,10 @@ int sr_store_open(const struct sr_store_config *c, struct sr_store **out, char *
 void sr_store_close(struct sr_store *s);
 /* "file:/abs/dir" or "s3://bucket@endpoint" for logs and /health (no secret). */
 const char *sr_store_describe(const struct sr_store *s);
+/* True when objects written are encrypted (SERENA_SNAPSHOT_KEY is set). */
+bool sr_store_encrypted(const struct sr_store *s);
+/* The id of the key new objects are encrypted with (8 bytes; zeros when not encrypted). */
+void sr_store_key_id(const struct sr_store *s, uint8_t id[8]);
 
 /* Upload a local file; sha256_hex (64 chars) is sent as x-amz-content-sha256 and checked by
  * stores that can. Atomic for readers: the object appears whole or not at all. */
@@ -67,7 +76,12 @@ int sr_store_get_file(struct sr_store *s, const char *key, const char *path, cha
  * SR_STORE_E_CORRUPT (it is not what the caller expected there). */
 int sr_store_get_bytes(struct sr_store *s, const char *key, size_t max, char **data, size_t *n,
                        char *err, size_t errlen);
-/* Size of an object; SR_STORE_E_NOTFOUND when absent. */
+/* Read up to n bytes at offset off into buf; *got is less than n only at the end of the object
+ * (0 past it). */
+int sr_store_get_range(struct sr_store *s, const char *key, uint64_t off, size_t n, void *buf,
+                       size_t *got, char *err, size_t errlen);
+/* Size of an object (of its content: an encrypted object's plaintext size);
+ * SR_STORE_E_NOTFOUND when absent. */
 int sr_store_head(struct sr_store *s, const char *key, uint64_t *size, char *err, size_t errlen);
 /* Every object under prefix, in key order, across all pages. The callback may stop the
  * listing by returning non-zero (that value is returned). */

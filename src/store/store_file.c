@@ -357,6 +357,34 @@ out:
     return rc;
 }
 
+static int file_get_range(struct sr_store *s, const char *key, uint64_t off, size_t n, void *buf,
+                          size_t *got, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd;
+    int rc = open_object(file_of(s), key, &fd, &st, err, errlen);
+
+    *got = 0;
+    if (rc != 0)
+        return rc;
+    while (*got < n) {
+        ssize_t r = pread(fd, (char *)buf + *got, n - *got, (off_t)(off + *got));
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = sr_store_fail(err, errlen, SR_STORE_E_IO, "cannot read object %s: %s", key,
+                               strerror(errno));
+            break;
+        }
+        if (r == 0)
+            break;
+        *got += (size_t)r;
+    }
+    close(fd);
+    return rc;
+}
+
 static int file_head(struct sr_store *s, const char *key, uint64_t *size, char *err, size_t errlen)
 {
     struct stat st;
@@ -554,6 +582,7 @@ static const struct sr_store_ops file_ops = {
     .put_bytes = file_put_bytes,
     .get_file = file_get_file,
     .get_bytes = file_get_bytes,
+    .get_range = file_get_range,
     .head = file_head,
     .list = file_list,
     .del = file_del,

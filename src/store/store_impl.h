@@ -11,6 +11,8 @@
 
 #include "store/store.h"
 
+#include <stdint.h>
+
 /* Longest key or prefix (struct sr_store_object.key holds it with its NUL). */
 #define SR_STORE_KEY_MAX 1023
 /* Longest description ("s3://bucket@endpoint"). */
@@ -34,6 +36,8 @@ struct sr_store_ops {
                     size_t errlen);
     int (*get_bytes)(struct sr_store *s, const char *key, size_t max, char **data, size_t *n,
                      char *err, size_t errlen);
+    int (*get_range)(struct sr_store *s, const char *key, uint64_t off, size_t n, void *buf,
+                     size_t *got, char *err, size_t errlen);
     int (*head)(struct sr_store *s, const char *key, uint64_t *size, char *err, size_t errlen);
     int (*list)(struct sr_store *s, const char *prefix, sr_store_list_cb cb, void *arg, char *err,
                 size_t errlen);
@@ -41,9 +45,16 @@ struct sr_store_ops {
     void (*close)(struct sr_store *s);
 };
 
+struct sr_crypt;
+
 struct sr_store {
     const struct sr_store_ops *ops;
     char desc[SR_STORE_DESC_MAX];
+    struct sr_crypt *crypt; /* set by sr_store_open, after the backend's open (store.c) */
+    /* The first bytes of the last object read by range (store.c), and whether it is sealed. */
+    char hdr_key[SR_STORE_KEY_MAX + 1];
+    uint8_t hdr[48];
+    bool hdr_sealed;
 };
 
 /* Backends: validate their part of the configuration, allocate, no I/O beyond a stat. */

@@ -7,7 +7,9 @@
  * results without parsing prose. Settings come from --store file:/dir, or
  * from the same environment variables as serena-remote (S3_ENDPOINT,
  * S3_REGION, R2_BUCKET_NAME, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), plus
- * SR_STORE_RETRIES and SR_STORE_TIMEOUT for fault tests.
+ * SR_STORE_RETRIES and SR_STORE_TIMEOUT for fault tests. Objects are read
+ * and written as stored, without the encryption layer (SERENA_SNAPSHOT_KEY
+ * is not used), so that tests can look at and tamper with the ciphertext.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -81,6 +83,8 @@ int main(int argc, char **argv)
     int i = 1, rc = 0, ret = 1;
 
     memset(&c, 0, sizeof(c));
+    /* The tests read and write objects exactly as stored (encrypted ones included). */
+    c.raw = true;
     if (argc > 2 && strcmp(argv[1], "--store") == 0) {
         if (strncmp(argv[2], "file:", 5) != 0)
             return usage();

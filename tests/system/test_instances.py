@@ -213,17 +213,19 @@ def test_backend_environment_has_no_gateway_secrets(instance_gateway_factory, tm
     toks = {"alpha": new_token("alpha"), "bravo": new_token("bravo")}
     aws_secret = "aws-secret-" + new_token("aws")
     state = tmp_dir / "state"
+    snap_key = "c25hcHNob3Qta2V5LWZvci1hLXRlc3Qtb25seS0wMTI="
     g = instance_gateway_factory(state, env=env_for(toks, AWS_SECRET_ACCESS_KEY=aws_secret,
                                                     AWS_ACCESS_KEY_ID="AKIAEXAMPLEKEYID0000",
+                                                    SERENA_SNAPSHOT_KEY=snap_key,
                                                     SR_HARMLESS_MARKER="kept-1"))
     sid = open_session(g.port, toks["alpha"])
     text = text_of(call(g.port, toks["alpha"], sid, 2, "get-env"))
     env = json.loads(text)
     # The call really reached a backend whose environment we can see (not a canned answer).
     assert env.get("SR_HARMLESS_MARKER") == "kept-1", sorted(env)
-    for key in ("API_TOKENS_JSON", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"):
+    for key in ("API_TOKENS_JSON", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "SERENA_SNAPSHOT_KEY"):
         assert key not in env, f"{key} reached the backend"
-    for value in (*toks.values(), aws_secret, "AKIAEXAMPLEKEYID0000"):
+    for value in (*toks.values(), aws_secret, "AKIAEXAMPLEKEYID0000", snap_key):
         assert value not in text, f"a secret value ({value[:8]}...) reached the backend"
     home = g.route_dir("gen-1:alpha") / "home"
     assert os.path.realpath(env.get("SERENA_HOME", "")) == os.path.realpath(home), env.get("SERENA_HOME")

@@ -29,6 +29,8 @@ export interface Env {
   S3_REGION?: string;
   AWS_ACCESS_KEY_ID?: string;
   AWS_SECRET_ACCESS_KEY?: string;
+  /** Secret: base64 key(s) encrypting every object the containers' snapshots store (the first encrypts). */
+  SERENA_SNAPSHOT_KEY?: string;
 
   // Container settings passed through as they are.
   SERENA_CONTEXT?: string;
@@ -80,6 +82,7 @@ export function persistenceEnv(env: Env): Record<string, string> {
     "S3_REGION",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
+    "SERENA_SNAPSHOT_KEY",
   ];
   for (const k of keys) {
     const v = env[k];
