@@ -176,7 +176,7 @@ struct pending {
     struct sr_upstream *up;
     struct sr_inst_wait *wait;
     struct sr_reinit *ri;
-    bool is_post, is_delete, fix_accept, initialize, session, retried, counted;
+    bool is_post, is_delete, fix_accept, initialize, session, retried, counted, stateless;
     enum sr_shim shim;
     char rpc_id[SR_RPC_ID_MAX + 1];
     char route[SR_ROUTE_MAX + 1];
@@ -312,7 +312,9 @@ static void pending_send(struct pending *p)
         .rpc_id = p->rpc_id,
         .on_end = pending_end,
         .end_arg = p,
-        .session_up = p->session ? p->backend : (p->initialize ? "" : NULL),
+        /* The edge's id never reaches a backend: a mapped session sends the backend's own, an
+         * initialize or a stateless (2026-07-28) request sends none. */
+        .session_up = p->session ? p->backend : (p->initialize || p->stateless ? "" : NULL),
         .protocol = p->session ? p->proto : NULL,
         .on_session = p->session || p->initialize ? pending_session : NULL,
         .on_lost = p->session ? pending_lost : NULL,
@@ -506,6 +508,7 @@ static void forward(struct sr_edge *e, struct sr_req *r, const struct sr_decisio
     p->fix_accept = d->fix_accept;
     p->shim = d->shim;
     p->initialize = initialize && e->sessions;
+    p->stateless = d->stateless;
     p->session = session;
     snprintf(p->rpc_id, sizeof(p->rpc_id), "%s", d->rpc_id);
     snprintf(p->route, sizeof(p->route), "%s", d->route);
