@@ -8,6 +8,7 @@
 #include "core/route.h"
 
 #include "core/mem.h"
+#include "core/sha256.h"
 
 static bool is_name_char(char c)
 {
@@ -46,4 +47,53 @@ int sr_route_name(const char *gen, const char *name, char *out, size_t cap)
     sr_mem_copy(out + gl + 1, name, nl);
     out[gl + 1 + nl] = '\0';
     return (int)(gl + 1 + nl);
+}
+
+void sr_route_hash_hex(const char *route, char *out)
+{
+    uint8_t d[SR_SHA256_LEN];
+    char hex[SR_SHA256_LEN * 2 + 1];
+    sr_sha256(route, sr_str_len(route), d);
+    sr_hex_encode(d, sizeof(d), hex);
+    sr_mem_copy(out, hex, SR_ROUTE_HASH_HEX);
+    out[SR_ROUTE_HASH_HEX] = '\0';
+}
+
+static int put(char *out, size_t cap, const char *a, const char *b)
+{
+    size_t al = sr_str_len(a), bl = sr_str_len(b);
+    if (al + bl + 1 > cap)
+        return -1;
+    sr_mem_copy(out, a, al);
+    sr_mem_copy(out + al, b, bl);
+    out[al + bl] = '\0';
+    return (int)(al + bl);
+}
+
+static bool str_is(const char *a, const char *b)
+{
+    size_t n = sr_str_len(b);
+    return sr_str_len(a) == n && sr_mem_eq(a, b, n);
+}
+
+int sr_route_partition(const char *mode, const char *instance_id, const char *route,
+                       const char *token_name, char *out, size_t cap)
+{
+    if (out == NULL || cap == 0)
+        return -1;
+    if (mode == NULL)
+        mode = "durable-object";
+    if (str_is(mode, "shared"))
+        return put(out, cap, "shared", "");
+    if (str_is(mode, "token"))
+        return token_name && *token_name ? put(out, cap, token_name, "") : -1;
+    if (!str_is(mode, "durable-object"))
+        return -1;
+    if (instance_id && *instance_id)
+        return put(out, cap, instance_id, "");
+    if (route == NULL || *route == '\0')
+        return -1;
+    char hex[SR_ROUTE_HASH_HEX + 1];
+    sr_route_hash_hex(route, hex);
+    return put(out, cap, "r-", hex);
 }

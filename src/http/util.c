@@ -19,6 +19,16 @@ uint64_t sr_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+void sr_time_iso8601(int64_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    if (cap == 0)
+        return;
+    if (!gmtime_r(&tt, &tm) || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        out[0] = '\0';
+}
+
 int sr_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[64];

@@ -10,6 +10,8 @@
 
 /* Monotonic microseconds. */
 uint64_t sr_now_us(void);
+/* "2026-11-30T02:35:12Z": unix seconds as ISO 8601 UTC (out holds at least 21 bytes). */
+void sr_time_iso8601(int64_t t, char *out, size_t cap);
 /* "host:port" or "[v6]:port" (numeric hosts, or "localhost") into a sockaddr; -1 on junk. */
 int sr_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 /* "1.2.3.4:5" / "[::1]:5" of a sockaddr. */

@@ -23,6 +23,7 @@
 #include "core/mem.h"
 #include "core/sha256.h"
 #include "http/log.h"
+#include "instance/program.h"
 
 extern char **environ;
 
@@ -255,11 +256,53 @@ static bool secret_env(const char *kv)
                                            "TMPDIR=",
                                            "SERENA_INTERNAL_SECRET",
                                            "SERENA_SNAPSHOT_KEY",
-                                           "SERENA_SESSION_KEY"};
+                                           "SERENA_SESSION_KEY",
+                                           "ADMIN_TOKEN=",
+                                           "GIT_CEILING_DIRECTORIES="};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
         if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
     return false;
+}
+
+/*
+ * GIT_CEILING_DIRECTORIES for the backend: git run by the backend must not
+ * find a repository the backend happens to sit inside. Serena computes its
+ * version with `git rev-parse HEAD` in its own installation directory, so a
+ * venv inside this project's checkout (.venv-serena, as `make run` installs
+ * it) made Serena report the gateway's commit as its own version; and a
+ * state directory inside a checkout let git commands in a route's work/
+ * (a project that is not a repository of its own) see the gateway's files.
+ * The ceilings: the route's own directory, and the venv of the backend's
+ * program (bin/<program> next to a pyvenv.cfg). An inherited value is kept.
+ */
+static char *git_ceilings(const struct sr_instance *inst)
+{
+    char prog[256], path[PATH_MAX], real[PATH_MAX], venv[PATH_MAX + 16];
+    const char *cmd = inst->m->o.backend_cmd;
+    const char *inherited = getenv("GIT_CEILING_DIRECTORIES");
+    venv[0] = '\0';
+    if (sr_program_of(cmd, strlen(cmd), prog, sizeof(prog)) == 0 &&
+        sr_program_find(prog, NULL, path, sizeof(path)) == 0 && realpath(path, real)) {
+        /* .../venv/bin/python -> .../venv: pyvenv.cfg marks a venv's root. */
+        for (int up = 0; up < 2; up++) {
+            char *slash = strrchr(real, '/');
+            if (slash)
+                *slash = '\0';
+        }
+        struct stat st;
+        snprintf(venv, sizeof(venv), "%s/pyvenv.cfg", real);
+        if (real[0] && stat(venv, &st) == 0)
+            snprintf(venv, sizeof(venv), ":%s", real);
+        else
+            venv[0] = '\0';
+    }
+    size_t cap = strlen(inst->dir) + strlen(venv) + (inherited ? strlen(inherited) : 0) + 32;
+    char *v = malloc(cap);
+    if (v)
+        snprintf(v, cap, "GIT_CEILING_DIRECTORIES=%s%s%s%s", inst->dir, venv,
+                 inherited && *inherited ? ":" : "", inherited ? inherited : "");
+    return v;
 }
 
 char **sr_inst_build_env(const struct sr_instance *inst)
@@ -282,6 +325,7 @@ char **sr_inst_build_env(const struct sr_instance *inst)
     snprintf(buf, sizeof(buf), "TMPDIR=%s/tmp", inst->dir);
     env[k++] = strdup(buf);
     env[k++] = strdup("SERENA_USAGE_REPORTING=false");
+    env[k++] = git_ceilings(inst);
     env[k] = NULL;
     return env;
 }

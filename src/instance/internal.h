@@ -24,7 +24,9 @@
 
 #include "core/limits.h"
 #include "instance/manager.h"
+#include "http/util.h"
 #include "instance/spawn.h"
+#include "metrics/metrics.h"
 #include "snapshot/snapshot.h"
 
 #define HOLD_MAX       64              /* requests held per starting instance */
@@ -67,6 +69,8 @@ struct sr_instance {
     uint32_t inflight_posts, inflight;
     uint32_t restarts;
     time_t started_at, ready_at, last_activity, stopped_at;
+    uint64_t start_us; /* monotonic: when the current start began (restore included) */
+    uint64_t job_us;   /* monotonic: when the running snapshot job began */
     time_t crash_times[CRASH_LIMIT];
     time_t cooldown_until;
     char last_error[512];
@@ -117,6 +121,11 @@ int sr_inst_expand_cmd(struct sr_instance *inst, char *out, size_t cap);
 int sr_inst_sandbox_wrap(const struct sr_instance *inst, char *cmd, size_t cap);
 char **sr_inst_build_env(const struct sr_instance *inst);
 void sr_inst_free_env(char **env);
+
+/* status.c: a snapshot job (restore or not) ended with status and r (NULL when it never ran):
+ * its outcome, duration (since job_us) and archive size go to the metrics. */
+void sr_inst_job_metrics(const struct sr_instance *inst, bool restore, int status,
+                         const struct sr_snapshot_result *r);
 
 /* persist.c: start (restoring first on a fresh disk), snapshot, the interval timer. */
 void sr_inst_start(struct sr_instance *inst);

@@ -29,8 +29,10 @@
 #include <sys/stat.h>
 
 #include "core/mem.h"
+#include "core/route.h"
 #include "core/sha256.h"
 #include "http/log.h"
+#include "instance/program.h"
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -203,6 +205,7 @@ static void inst_ready(struct sr_instance *inst)
     inst->ready_at = time(NULL);
     inst->last_activity = inst->ready_at;
     evtimer_del(inst->start_deadline);
+    sr_metrics_instance_ready(sr_now_us() - inst->start_us);
     sr_log_event("info", "route=%s instance ready on 127.0.0.1:%u after %lds (pid %d)", inst->route,
                  (unsigned)inst->port, (long)(inst->ready_at - inst->started_at),
                  (int)sr_child_pid(inst->child));
@@ -288,6 +291,33 @@ static void start_deadline_cb(evutil_socket_t fd, short what, void *arg)
     sr_inst_stop(inst, "start timeout");
 }
 
+/*
+ * last_error for a backend whose shell could not find (127) or run (126) its
+ * program: name the program, say where it was looked for and what to do.
+ */
+static void missing_program_error(struct sr_instance *inst, int code)
+{
+    const char *cmd = inst->m->o.backend_cmd;
+    char prog[256], where[PATH_MAX];
+    if (sr_program_of(cmd, strlen(cmd), prog, sizeof(prog)) < 0)
+        snprintf(prog, sizeof(prog), "(unknown)");
+    bool serena = strcmp(prog, "serena") == 0;
+    if (code == 127 && sr_program_find(prog, NULL, where, sizeof(where)) < 0)
+        snprintf(inst->last_error, sizeof(inst->last_error),
+                 "the backend command's program `%.100s` was not found on the gateway's PATH "
+                 "(exit code 127); %s; see %.160s",
+                 prog,
+                 serena ? "run scripts/serena.sh and put .venv-serena/bin on PATH (make run "
+                          "does both), or set SERENA_BACKEND_CMD"
+                        : "install it, or give its full path in SERENA_BACKEND_CMD",
+                 inst->log_path);
+    else
+        snprintf(inst->last_error, sizeof(inst->last_error),
+                 "the backend command could not be run (exit code %d: a program it names was "
+                 "not found or is not executable); check SERENA_BACKEND_CMD and see %.200s",
+                 code, inst->log_path);
+}
+
 static void on_child_exit(void *arg, int code, int signo)
 {
     struct sr_instance *inst = arg;
@@ -314,12 +344,19 @@ static void on_child_exit(void *arg, int code, int signo)
                      signo ? "signal" : "exit code", signo ? signo : code);
         inst->state = ST_ASLEEP;
     } else {
-        /* A crash (or a start timeout): count it, and cool down on a loop. */
-        if (!inst->timed_out)
+        /* A crash (or a start timeout): count it, and cool down on a loop. The shell that runs
+         * the command exits 127 when it cannot find the program, 126 when it cannot run it:
+         * before the backend ever answered, that is what happened, and no retry will help. */
+        bool not_found = !inst->timed_out && !signo && (code == 127 || code == 126) &&
+                         inst->state == ST_STARTING;
+        if (not_found)
+            missing_program_error(inst, code);
+        else if (!inst->timed_out)
             snprintf(inst->last_error, sizeof(inst->last_error),
                      "exited unexpectedly (%s %d)%s%.180s", signo ? "signal" : "exit code",
                      signo ? signo : code, "; see ", inst->log_path);
         sr_log_event("warn", "route=%s instance %s", inst->route, inst->last_error);
+        sr_metrics_instance(inst->token_name, SR_MI_CRASH);
         inst->restarts++;
         memmove(inst->crash_times + 1, inst->crash_times,
                 sizeof(inst->crash_times) - sizeof(inst->crash_times[0]));
@@ -334,11 +371,18 @@ static void on_child_exit(void *arg, int code, int signo)
         } else {
             inst->state = ST_ASLEEP;
         }
-        char msg[512];
-        snprintf(msg, sizeof(msg),
-                 "The backend for this token %s; the next request starts it again",
-                 inst->last_error);
-        sr_inst_release_waiters(inst, loop ? 503 : 502, msg);
+        char msg[640];
+        if (not_found) {
+            snprintf(msg, sizeof(msg),
+                     "The gateway could not start the backend for this token: %s.",
+                     inst->last_error);
+            sr_inst_release_waiters(inst, 500, msg);
+        } else {
+            snprintf(msg, sizeof(msg),
+                     "The backend for this token %s; the next request starts it again",
+                     inst->last_error);
+            sr_inst_release_waiters(inst, loop ? 503 : 502, msg);
+        }
     }
     inst->timed_out = false;
     inst->term_sent = false;
@@ -422,6 +466,8 @@ void sr_inst_spawn(struct sr_instance *inst)
     inst->incarnation = ++m->incarnations;
     inst->state = ST_STARTING;
     inst->started_at = time(NULL);
+    inst->ready_at = 0; /* the last start's: this one is not ready yet */
+    sr_metrics_instance(inst->token_name, SR_MI_START);
     inst->probe_ms = 0;
     struct timeval dl = {(time_t)m->o.start_timeout, 0};
     evtimer_add(inst->start_deadline, &dl);
@@ -473,10 +519,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         }
         if (inst->inflight_posts == 0 && inst->m->o.sleep_after) {
             time_t idle = time(NULL) - inst->last_activity;
-            if (idle + 1 >= (time_t)inst->m->o.sleep_after)
+            if (idle + 1 >= (time_t)inst->m->o.sleep_after) {
+                sr_metrics_instance(inst->token_name, SR_MI_SLEEP);
                 sr_inst_stop(inst, "idle");
-            else
+            } else {
                 set_timer(inst, (unsigned)(inst->m->o.sleep_after - (uint32_t)idle) * 1000u);
+            }
         }
         break;
     case ST_STOPPING:
@@ -613,25 +661,16 @@ static struct sr_instance *inst_new(struct sr_instances *m, const char *route,
     inst->m = m;
     snprintf(inst->route, sizeof(inst->route), "%s", route);
     snprintf(inst->generation, sizeof(inst->generation), "%s", generation);
-    uint8_t d[SR_SHA256_LEN];
-    char hex[SR_SHA256_LEN * 2 + 1];
-    sr_sha256(route, strlen(route), d);
-    sr_hex_encode(d, sizeof(d), hex);
-    hex[16] = '\0';
+    char hex[SR_ROUTE_HASH_HEX + 1];
+    sr_route_hash_hex(route, hex);
     snprintf(inst->dir, sizeof(inst->dir), "%s/routes/%s", m->state_dir, hex);
     snprintf(inst->log_path, sizeof(inst->log_path), "%s/backend.log", inst->dir);
     snprintf(inst->token_name, sizeof(inst->token_name), "%s", token_name);
     /* Where this route's snapshots live: per Durable Object (the container's id, or a
      * route hash when self-hosted), per token name (stable across generations), or one
-     * shared partition. */
-    const char *mode = m->o.partition_mode ? m->o.partition_mode : "durable-object";
-    if (strcmp(mode, "shared") == 0)
-        snprintf(inst->partition, sizeof(inst->partition), "shared");
-    else if (strcmp(mode, "token") == 0)
-        snprintf(inst->partition, sizeof(inst->partition), "%s", token_name);
-    else if (m->o.instance_id && *m->o.instance_id)
-        snprintf(inst->partition, sizeof(inst->partition), "%s", m->o.instance_id);
-    else
+     * shared partition; the snapshot commands find them with the same rule. */
+    if (sr_route_partition(m->o.partition_mode, m->o.instance_id, route, token_name,
+                           inst->partition, sizeof(inst->partition)) < 0)
         snprintf(inst->partition, sizeof(inst->partition), "r-%s", hex);
     inst->snap_timer = evtimer_new(m->base, sr_inst_snap_timer_cb, inst);
     inst->timer = evtimer_new(m->base, timer_cb, inst);
@@ -693,6 +732,7 @@ int sr_instances_acquire(struct sr_instances *m, const char *route, const char *
                      m->o.max_instances);
             return -1;
         }
+        sr_metrics_instance(victim->token_name, SR_MI_EVICTION);
         sr_inst_stop(victim, "evicted for a new route (MAX_INSTANCES reached)");
     }
     if (!inst) {

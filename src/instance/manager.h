@@ -142,6 +142,40 @@ struct sr_inst_counts {
 const char *sr_instances_store_state(const struct sr_instances *m);
 void sr_instances_counts(const struct sr_instances *m, struct sr_inst_counts *c);
 
+/*
+ * One route's record, as /status, the admin listener's /instances and its
+ * status page show it. Strings point into the manager: valid until the next
+ * call that changes it. Times are unix seconds, 0 for never.
+ */
+struct sr_inst_info {
+    const char *route, *token_name, *generation;
+    const char *state;      /* starting, ready, idle, stopping, failed, asleep */
+    const char *project;    /* "" when none is remembered */
+    const char *last_error; /* "" when none */
+    const char *log_path;
+    const char *persistence; /* the last restore's or snapshot's outcome, "" when none */
+    const char *snap_key;    /* "" when no snapshot was taken by this gateway */
+    int pid;                 /* the backend process, 0 when none runs */
+    unsigned port;           /* 0 when none */
+    uint64_t rss_bytes;      /* the backend's process tree, 0 when none runs */
+    int64_t started, ready, last_activity, stopped, snap_time;
+    int64_t sleep_in; /* seconds until it sleeps if no POST arrives; -1: not counting down */
+    uint32_t restarts, requests_in_flight, held;
+    uint64_t snap_size;
+};
+
+/*
+ * Up to cap records, in no particular order; rss_bytes filled (one /proc
+ * scan for all) when with_rss. Returns how many were written.
+ */
+size_t sr_instances_list(const struct sr_instances *m, struct sr_inst_info *out, size_t cap,
+                         bool with_rss);
+/* Instances the manager keeps a record of (running or not). */
+size_t sr_instances_count(const struct sr_instances *m);
+
+/* One record as a JSON object (times in ISO 8601 UTC, null for never). */
+void sr_inst_info_json(struct sr_jw *w, const struct sr_inst_info *i);
+
 /* Write the "instance" value of /status for `route` (null when it never ran). */
 void sr_instances_status(const struct sr_instances *m, const char *route, struct sr_jw *w);
 

@@ -56,6 +56,7 @@ static void snapshot_done(void *arg, int status, const struct sr_snapshot_result
     struct sr_instance *inst = arg;
     struct sr_instances *m = inst->m;
     inst->job = NULL;
+    sr_inst_job_metrics(inst, false, status, r);
     if (status < 0) {
         inst->snap_failed = true;
         m->store_degraded = true;
@@ -108,6 +109,7 @@ void sr_inst_snapshot(struct sr_instance *inst, const char *why)
         return; /* never started: nothing to keep */
     snap_opts(inst, &o);
     inst->job_is_restore = false;
+    inst->job_us = sr_now_us();
     if (sr_snapshot_job_start(m->base, SR_SNAP_TAKE, m->o.store, &o, home, snapshot_done, inst,
                               &inst->job) < 0) {
         inst->job = NULL;
@@ -130,6 +132,7 @@ static void restore_done(void *arg, int status, const struct sr_snapshot_result 
     struct sr_instance *inst = arg;
     struct sr_instances *m = inst->m;
     inst->job = NULL;
+    sr_inst_job_metrics(inst, true, status, r);
     if (status < 0) {
         m->store_degraded = true;
         if (m->o.strict) {
@@ -175,6 +178,7 @@ void sr_inst_start(struct sr_instance *inst)
 {
     struct sr_instances *m = inst->m;
     char home[PATH_MAX + 8];
+    inst->start_us = sr_now_us();
     snprintf(home, sizeof(home), "%s/home", inst->dir);
     if (!m->o.store || inst->job || !dir_empty(home)) {
         if (!inst->job)
@@ -187,6 +191,7 @@ void sr_inst_start(struct sr_instance *inst)
     inst->job_is_restore = true;
     inst->state = ST_STARTING;
     inst->started_at = time(NULL);
+    inst->job_us = sr_now_us();
     sr_log_event("info", "route=%s restoring its state from %s", inst->route, m->o.store->kind);
     if (sr_snapshot_job_start(m->base, SR_SNAP_RESTORE, m->o.store, &o, home, restore_done, inst,
                               &inst->job) < 0) {
