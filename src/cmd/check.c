@@ -1,14 +1,77 @@
 /*
  * `serena-remote check`: load the configuration exactly as `serve` would,
- * print it with secrets masked, and fail with the first problem found.
+ * print it with secrets masked, and fail with the first problem found,
+ * including what only shows at run time otherwise: a backend command whose
+ * program is not on PATH, an admin listener serve would refuse.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "http/admin.h"
+#include "instance/program.h"
 #include "instance/spawn.h"
+#include <limits.h>
 #include <string.h>
+
+/* A backend command whose program is not on PATH would fail at every start (exit 127). */
+static int check_backend(const struct sr_config *c)
+{
+    char *cmd = sr_config_backend_cmd(c);
+    char prog[256], where[PATH_MAX];
+    int rc = 0;
+    if (!cmd || sr_program_of(cmd, strlen(cmd), prog, sizeof(prog)) < 0) {
+        fprintf(stderr,
+                "serena-remote check: the backend command names no program to run: %s (check "
+                "SERENA_BACKEND_CMD)\n",
+                cmd ? cmd : "(out of memory)");
+        rc = -1;
+    } else if (sr_program_find(prog, NULL, where, sizeof(where)) < 0) {
+        fprintf(stderr,
+                "serena-remote check: the backend command's program `%s` is not on PATH, so no "
+                "instance could start (each would exit 127): %s\n",
+                prog,
+                strcmp(prog, "serena") == 0
+                    ? "run scripts/serena.sh and put .venv-serena/bin on PATH (make run does "
+                      "both), or set SERENA_BACKEND_CMD"
+                    : "install it, or give its full path in SERENA_BACKEND_CMD");
+        rc = -1;
+    } else {
+        printf("backend: %s (%s)\n", prog, where);
+    }
+    free(cmd);
+    return rc;
+}
+
+/* The admin listener's address and token, as serve checks them before it starts. */
+static int check_admin(const struct sr_config *c)
+{
+    const char *listen = sr_config_get(c, SR_SET_ADMIN_LISTEN);
+    const char *token = sr_config_get(c, SR_SET_ADMIN_TOKEN);
+    struct sr_admin a;
+    char err[512];
+    memset(&a, 0, sizeof(a));
+    if (!listen || !*listen || strcmp(listen, "off") == 0) {
+        printf("admin listener: off (no metrics are collected)\n");
+        return 0;
+    }
+    if (token && *token && sr_admin_set_token(&a, token, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serena-remote check: %s\n", err);
+        return -1;
+    }
+    if (!sr_admin_is_loopback(listen) && !a.has_token) {
+        fprintf(stderr,
+                "serena-remote check: --admin-listen %s is not a loopback address and "
+                "ADMIN_TOKEN is not set: serve would refuse to start (set ADMIN_TOKEN, or listen "
+                "on 127.0.0.1)\n",
+                listen);
+        return -1;
+    }
+    printf("admin listener: http://%s (/metrics, /instances, /)%s\n", listen,
+           a.has_token ? ", ADMIN_TOKEN required" : "");
+    return 0;
+}
 
 int sr_cmd_check(int argc, char **argv)
 {
@@ -62,6 +125,10 @@ int sr_cmd_check(int argc, char **argv)
             printf("snapshots: NOT encrypted at rest: anyone who can read the store can read "
                    "them; set SERENA_SNAPSHOT_KEY (`serena-remote token --snapshot-key`)\n");
     }
+    if (rc == 0 && !sr_config_get(&c, SR_SET_UPSTREAM) && check_backend(&c) < 0)
+        rc = 2;
+    if (rc == 0 && check_admin(&c) < 0)
+        rc = 2;
     if (rc == 0)
         printf("configuration OK\n");
     free(t);

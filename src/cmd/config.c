@@ -115,6 +115,13 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
                             "seals (default: <state-dir>/session.key, made on first start)"},
     [SR_SET_SESSION_MAX_AGE] = {"--session-max-age", "SERENA_SESSION_MAX_AGE", "720h", false,
                                 "how long a client session id stays valid"},
+    [SR_SET_ADMIN_LISTEN] = {"--admin-listen", "SERENA_REMOTE_ADMIN_LISTEN", "127.0.0.1:8788",
+                             false,
+                             "admin listener: /metrics, /instances, status page (host:port, or "
+                             "off: no admin listener and no metrics collected; run: off)"},
+    [SR_SET_ADMIN_TOKEN] = {NULL, "ADMIN_TOKEN", NULL, true,
+                            "Bearer token the admin listener requires (plaintext or sha256:<hex>; "
+                            "needed when it listens beyond loopback)"},
 };
 
 static void set_value(struct sr_config *c, enum sr_setting s, const char *v, enum sr_source src)
@@ -567,12 +574,39 @@ int sr_config_store(const struct sr_config *c, struct sr_store_config *sc, char 
     return 1;
 }
 
-void sr_config_role_defaults(struct sr_config *c, const char *listen, const char *state_dir)
+void sr_config_role_defaults(struct sr_config *c, const char *listen, const char *state_dir,
+                             const char *admin_listen)
 {
     if (c->source[SR_SET_LISTEN] == SR_SRC_DEFAULT)
         set_value(c, SR_SET_LISTEN, listen, SR_SRC_DEFAULT);
     if (c->source[SR_SET_STATE_DIR] == SR_SRC_DEFAULT)
         set_value(c, SR_SET_STATE_DIR, state_dir, SR_SRC_DEFAULT);
+    if (c->source[SR_SET_ADMIN_LISTEN] == SR_SRC_DEFAULT)
+        set_value(c, SR_SET_ADMIN_LISTEN, admin_listen, SR_SRC_DEFAULT);
+}
+
+int sr_config_load_values(struct sr_config *c, const char *const values[SR_SET_COUNT], char *err,
+                          size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    for (int s = 0; s < SR_SET_COUNT; s++)
+        if (values[s] && !(c->flag_value[s] = strdup(values[s]))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    return load_layers(c, err, errlen);
+}
+
+const char *sr_config_instance_id(const struct sr_config *c)
+{
+    const char *iid = c->value[SR_SET_INSTANCE_ID];
+    if (iid && *iid)
+        return iid;
+    const char *dobj = getenv("CLOUDFLARE_DURABLE_OBJECT_ID");
+    /* Locally the platform sets a 64-'x' placeholder: not an identity. */
+    if (dobj && *dobj && strspn(dobj, "x") != strlen(dobj))
+        return dobj;
+    return NULL;
 }
 
 void sr_config_print_help(void)

@@ -61,6 +61,8 @@ enum sr_setting {
     SR_SET_AWS_SECRET,
     SR_SET_SESSION_KEY,
     SR_SET_SESSION_MAX_AGE,
+    SR_SET_ADMIN_LISTEN,
+    SR_SET_ADMIN_TOKEN,
     SR_SET_COUNT
 };
 
@@ -131,8 +133,25 @@ struct sr_store_config;
 int sr_config_store(const struct sr_config *c, struct sr_store_config *sc, char *buf, size_t buflen,
                     char *err, size_t errlen);
 
-/* Role defaults (run: listen and state dir) for settings still at their built-in default. */
-void sr_config_role_defaults(struct sr_config *c, const char *listen, const char *state_dir);
+/* Role defaults (run: listen, state dir, admin listener) for settings still at their built-in
+ * default. */
+void sr_config_role_defaults(struct sr_config *c, const char *listen, const char *state_dir,
+                             const char *admin_listen);
+
+/*
+ * Load like sr_config_load, with values[s] (non-NULL entries) taking a
+ * flag's place: how the snapshot commands give their own options
+ * (--store, --prefix, ...) the settings' names, layers and validation.
+ */
+int sr_config_load_values(struct sr_config *c, const char *const values[SR_SET_COUNT], char *err,
+                          size_t errlen);
+
+/*
+ * The snapshot partition's instance id: SERENA_INSTANCE_ID, else the
+ * platform's CLOUDFLARE_DURABLE_OBJECT_ID (unless it is the 64-'x'
+ * placeholder of local runs), else NULL.
+ */
+const char *sr_config_instance_id(const struct sr_config *c);
 
 /* Print the settings help block (flags, environment names, defaults). */
 void sr_config_print_help(void);

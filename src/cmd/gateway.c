@@ -41,13 +41,16 @@
 
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "http/admin.h"
 #include "http/edge.h"
 #include "http/log.h"
 #include "http/server.h"
 #include "http/upstream.h"
 #include "http/util.h"
 #include "instance/manager.h"
+#include "instance/program.h"
 #include "instance/seed.h"
+#include "metrics/metrics.h"
 #include "instance/spawn.h"
 #include "store/store.h"
 #include "core/route.h"
@@ -60,6 +63,8 @@ struct serve {
     struct sr_edge edge;
     struct sr_sessions *sessions;
     struct sr_server *server;
+    struct sr_admin admin;
+    struct sr_server *admin_server; /* --admin-listen; NULL when off */
     struct sr_upstream *upstream;
     struct sr_instances *instances;
     char *backend_cmd;
@@ -251,6 +256,95 @@ static void free_store(struct sr_store_config *sc)
     }
 }
 
+/* ---- the admin listener ------------------------------------------------- */
+
+static bool admin_on(const struct serve *s)
+{
+    const char *a = sr_config_get(&s->cfg, SR_SET_ADMIN_LISTEN);
+    return a && *a && strcmp(a, "off") != 0;
+}
+
+/*
+ * The admin settings, checked before anything starts: a valid address, a
+ * valid ADMIN_TOKEN, and no listener beyond loopback without one. Turns the
+ * metrics on when the listener will be there to read them.
+ */
+static int admin_check(struct serve *s, char *err, size_t errlen)
+{
+    const char *listen = sr_config_get(&s->cfg, SR_SET_ADMIN_LISTEN);
+    const char *token = sr_config_get(&s->cfg, SR_SET_ADMIN_TOKEN);
+    bool on = admin_on(s);
+    sr_metrics_enable(on, s->run);
+    if (!on)
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (sr_parse_hostport(listen, &ss, &sslen) < 0) {
+        snprintf(err, errlen,
+                 "--admin-listen %s is not a valid address: use host:port (e.g. 127.0.0.1:8788), "
+                 "or off",
+                 listen);
+        return -1;
+    }
+    if (token && *token && sr_admin_set_token(&s->admin, token, err, errlen) < 0)
+        return -1;
+    if (!s->admin.has_token && !sr_admin_is_loopback(listen)) {
+        snprintf(err, errlen,
+                 "--admin-listen %s is not a loopback address, and without ADMIN_TOKEN anyone who "
+                 "can reach it would see every route and its metrics: set ADMIN_TOKEN "
+                 "(`serena-remote token` makes one), or listen on 127.0.0.1",
+                 listen);
+        return -1;
+    }
+    return 0;
+}
+
+static int admin_start(struct serve *s, char *err, size_t errlen)
+{
+    if (!admin_on(s))
+        return 0;
+    s->admin.edge = &s->edge;
+    s->admin.client = s->server;
+    s->admin.role = s->name;
+    s->admin.listen = sr_server_address(s->server);
+    struct sr_server_opts ao = {
+        .listen = sr_config_get(&s->cfg, SR_SET_ADMIN_LISTEN),
+        .max_body = 0,
+        .handler = sr_admin_handle,
+        .handler_arg = &s->admin,
+        .no_metrics = true,
+    };
+    char why[400];
+    if (sr_server_new(s->base, &ao, &s->admin_server, why, sizeof(why)) < 0) {
+        snprintf(err, errlen,
+                 "the admin listener (--admin-listen / SERENA_REMOTE_ADMIN_LISTEN) could not "
+                 "start: %s; choose another address, or `off`",
+                 why);
+        return -1;
+    }
+    sr_log_event("info", "admin listener on http://%s: /metrics, /instances, / (status page)%s",
+                 sr_server_address(s->admin_server),
+                 s->admin.has_token ? ", ADMIN_TOKEN required" : "");
+    return 0;
+}
+
+/* serve: a backend command whose program is not on PATH fails at every start; say so now. */
+static void warn_missing_program(const char *cmd)
+{
+    char prog[256], where[PATH_MAX];
+    if (sr_program_of(cmd, strlen(cmd), prog, sizeof(prog)) < 0 ||
+        sr_program_find(prog, NULL, where, sizeof(where)) == 0)
+        return;
+    sr_log_event("warn",
+                 "the backend command's program `%s` is not on PATH: every backend start will "
+                 "fail until it is (%s)",
+                 prog,
+                 strcmp(prog, "serena") == 0
+                     ? "run scripts/serena.sh and put .venv-serena/bin on PATH, as make run does, "
+                       "or set SERENA_BACKEND_CMD"
+                     : "install it, or give its full path in SERENA_BACKEND_CMD");
+}
+
 static void instances_stopped(void *arg)
 {
     struct serve *s = arg;
@@ -362,7 +456,9 @@ static void run_help(void)
            "when SERENA_INTERNAL_SECRET is set, requests must carry it in the\n"
            "X-Serena-Internal-Secret header. SIGTERM: stop accepting, finish in-flight\n"
            "requests, stop the backend, exit 0. State: --state-dir (default /app/state),\n"
-           "one gateway per directory (a second one exits 2 naming the first).\n\n");
+           "one gateway per directory (a second one exits 2 naming the first).\n"
+           "The admin listener is off by default here; --admin-listen 127.0.0.1:8788 turns it\n"
+           "on inside the container (metrics, /instances, status page).\n\n");
     sr_config_print_help();
 }
 
@@ -378,7 +474,11 @@ static void serve_help(void)
            "SIGTERM/SIGINT stop accepting, close idle GET streams at once and let in-flight\n"
            "requests finish.\n\n"
            "Without --upstream, one gateway per --state-dir: it holds <state-dir>/gateway.lock,\n"
-           "and a second one on the same directory exits 2 naming the first (pid, address).\n\n");
+           "and a second one on the same directory exits 2 naming the first (pid, address).\n\n"
+           "The admin listener (--admin-listen, default 127.0.0.1:8788, `off` to disable)\n"
+           "serves GET /metrics (Prometheus), /instances (JSON) and / (a status page); never\n"
+           "on the client listener. Beyond loopback it needs ADMIN_TOKEN (Bearer).\n"
+           "`serena-remote status` prints its listing.\n\n");
     sr_config_print_help();
 }
 
@@ -408,7 +508,7 @@ static int gateway_main(bool run, int argc, char **argv)
         /* PID 1 in a container; elsewhere the subreaper bit gives the same duty: processes
          * orphaned inside the backend's tree come to us and are reaped (on_child). */
         prctl(PR_SET_CHILD_SUBREAPER, 1);
-        sr_config_role_defaults(&s.cfg, "0.0.0.0:8080", "/app/state");
+        sr_config_role_defaults(&s.cfg, "0.0.0.0:8080", "/app/state", "off");
         if (sr_config_get(&s.cfg, SR_SET_UPSTREAM)) {
             fprintf(stderr, "serena-remote run: --upstream is for serve; run starts its own "
                             "backend (SERENA_BACKEND_CMD)\n");
@@ -417,6 +517,13 @@ static int gateway_main(bool run, int argc, char **argv)
         }
     }
     sr_log_set_format(s.cfg.log_json ? SR_LOG_JSON : SR_LOG_TEXT);
+    /* Before anything starts (run starts its backend at once): a refused admin setting must
+     * not leave one behind, and its start is counted. */
+    if (admin_check(&s, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
+        sr_config_free(&s.cfg);
+        return 2;
+    }
     struct sr_tokens *t;
     if (run) {
         /* The Worker authenticated the caller; the table stays empty. */
@@ -477,6 +584,7 @@ static int gateway_main(bool run, int argc, char **argv)
             goto out;
         }
         s.backend_cmd = sr_config_backend_cmd(&s.cfg);
+        warn_missing_program(s.backend_cmd);
         /* pyright's home: SERENA_TOOLS_DIR, else <repo>/.serena-tools next to build/. */
         char tools[4096];
         const char *td = sr_config_get(&s.cfg, SR_SET_TOOLS_DIR);
@@ -506,14 +614,8 @@ static int gateway_main(bool run, int argc, char **argv)
         s.has_store = hs > 0;
         if (s.has_store)
             own_store(&s.store);
-        const char *iid = NULL;
-        if (run) {
-            iid = sr_config_get(&s.cfg, SR_SET_INSTANCE_ID);
-            const char *dobj = getenv("CLOUDFLARE_DURABLE_OBJECT_ID");
-            /* Locally the platform sets a 64-'x' placeholder: not an identity. */
-            if (!iid && dobj && strspn(dobj, "x") != strlen(dobj))
-                iid = dobj;
-        }
+        /* run: the Durable Object's partition (the snapshot commands resolve it the same way). */
+        const char *iid = run ? sr_config_instance_id(&s.cfg) : NULL;
         /* Under the lock: whatever the pid files name was left by a gateway that is gone. */
         int reaped = sr_instances_reap_orphans(state_dir);
         if (reaped)
@@ -581,6 +683,11 @@ static int gateway_main(bool run, int argc, char **argv)
     }
     if (s.lock_fd >= 0) /* the real address (port 0 picks one) */
         lock_write(s.lock_fd, sr_server_address(s.server));
+    if (admin_start(&s, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
+        rc = 2;
+        goto out;
+    }
     struct event *ev_term = evsignal_new(s.base, SIGTERM, on_stop, &s);
     struct event *ev_int = evsignal_new(s.base, SIGINT, on_stop, &s);
     struct event *ev_hup = evsignal_new(s.base, SIGHUP, on_hup, &s);
@@ -610,6 +717,7 @@ static int gateway_main(bool run, int argc, char **argv)
     event_free(s.drain_timer);
     rc = 0;
 out:
+    sr_server_free(s.admin_server);
     sr_server_free(s.server);
     sr_instances_free(s.instances);
     free(s.backend_cmd);
