@@ -304,6 +304,16 @@ static void sample_u64(struct evbuffer *o, const char *name, const char *label, 
     evbuffer_add_printf(o, " %llu\n", (unsigned long long)v);
 }
 
+/* A bucket bound in seconds, as short as it is exact: 0.005, 1, 300. */
+static void seconds_le(struct evbuffer *o, uint64_t us)
+{
+    char frac[8];
+    int n = snprintf(frac, sizeof(frac), "%06llu", (unsigned long long)(us % 1000000));
+    while (n > 0 && frac[n - 1] == '0')
+        frac[--n] = '\0';
+    evbuffer_add_printf(o, "%llu%s%s", (unsigned long long)(us / 1000000), n ? "." : "", frac);
+}
+
 static void seconds(struct evbuffer *o, uint64_t us)
 {
     evbuffer_add_printf(o, "%llu.%06llu", (unsigned long long)(us / 1000000),
@@ -322,7 +332,7 @@ static void histogram(struct evbuffer *o, const char *name, const char *labels,
         if (i == nb)
             evbuffer_add(o, "+Inf", 4);
         else if (in_seconds)
-            seconds(o, bounds[i]);
+            seconds_le(o, bounds[i]);
         else
             evbuffer_add_printf(o, "%llu", (unsigned long long)bounds[i]);
         evbuffer_add_printf(o, "\"} %llu\n", (unsigned long long)cum);
@@ -447,9 +457,11 @@ static void write_instances(struct evbuffer *o, const struct sr_metrics_gauges *
            "nothing: no snapshot to restore).");
     for (int op = 0; op < SR_MS_OP_COUNT; op++)
         for (int res = 0; res < SR_MS_RESULT_COUNT; res++)
-            evbuffer_add_printf(o, "serena_remote_snapshots_total{op=\"%s\",result=\"%s\"} %llu\n",
-                                k_ops[op], k_results[res],
-                                (unsigned long long)g_snap_results[op][res]);
+            if (!(op == SR_MS_SNAPSHOT && res == SR_MS_NOTHING) &&
+                !(op == SR_MS_RESTORE && res == SR_MS_SKIPPED))
+                evbuffer_add_printf(
+                    o, "serena_remote_snapshots_total{op=\"%s\",result=\"%s\"} %llu\n", k_ops[op],
+                    k_results[res], (unsigned long long)g_snap_results[op][res]);
 }
 
 static void gauge(struct evbuffer *o, const char *name, const char *help, uint64_t v)
