@@ -316,6 +316,16 @@ static int admin_start(struct serve *s, char *err, size_t errlen)
     };
     char why[400];
     if (sr_server_new(s->base, &ao, &s->admin_server, why, sizeof(why)) < 0) {
+        /* The default address is one per machine: a second gateway (another state directory)
+         * still starts, without its admin listener. An address someone chose must work. */
+        if (s->cfg.source[SR_SET_ADMIN_LISTEN] == SR_SRC_DEFAULT) {
+            sr_metrics_enable(false, s->run);
+            sr_log_event("warn",
+                         "admin listener not started: %s (another gateway on this machine has "
+                         "the default address?); give this one its own --admin-listen, or off",
+                         why);
+            return 0;
+        }
         snprintf(err, errlen,
                  "the admin listener (--admin-listen / SERENA_REMOTE_ADMIN_LISTEN) could not "
                  "start: %s; choose another address, or `off`",
