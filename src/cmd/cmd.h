@@ -12,5 +12,6 @@ int sr_cmd_token(int argc, char **argv);
 int sr_cmd_snapshot(int argc, char **argv);
 int sr_cmd_restore(int argc, char **argv);
 int sr_cmd_snapshots(int argc, char **argv);
+int sr_cmd_status(int argc, char **argv);
 
 #endif

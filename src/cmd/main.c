@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "  serve     run the gateway (--help for its options)\n"
             "  run       the Cloudflare Container's PID 1: one backend behind the Worker\n"
             "  check     print the effective configuration (secrets masked) and validate it\n"
+            "  status    list a running gateway's routes from its admin listener\n"
             "  token     print a new random token and its sha256: form\n"
             "  snapshot  archive a state directory to the store (unless unchanged)\n"
             "  restore   replace a state directory with a verified snapshot\n"
@@ -68,6 +69,8 @@ int main(int argc, char **argv)
         return sr_cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0)
         return sr_cmd_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "status") == 0)
+        return sr_cmd_status(argc - 2, argv + 2);
     if (strcmp(cmd, "token") == 0)
         return sr_cmd_token(argc - 2, argv + 2);
     if (strcmp(cmd, "snapshot") == 0 || strcmp(cmd, "restore") == 0 ||
