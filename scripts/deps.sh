@@ -18,8 +18,11 @@ WHAT=${1:-all}
 
 BUILD_PKGS=(cmake ninja-build pkg-config clang-14 lld-14 clang-format-14 libclang-rt-14-dev
             libssl-dev libevent-dev libcurl4-openssl-dev libarchive-dev libzstd-dev libcmocka-dev)
+# prometheus (promtool and a real Prometheus scraping the admin listener) and chromium (the
+# status page rendered headless) are peers of tests/system/test_admin.py.
 TEST_PKGS=(curl nginx-light wrk bubblewrap zstd
-           swift-proxy swift-object swift-container swift-account memcached)
+           swift-proxy swift-object swift-container swift-account memcached
+           prometheus chromium)
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 
@@ -69,8 +72,9 @@ install_apt() {
         log "Debian packages present"
         return 0
     fi
-    local had_nginx=1
+    local had_nginx=1 had_prometheus=1
     dpkg-query -W -f='${Status}' nginx-light 2>/dev/null | grep -q 'install ok installed' || had_nginx=0
+    dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q 'install ok installed' || had_prometheus=0
     log "installing: ${missing[*]}"
     apt_retry update -q
     apt_retry install -y -q --no-install-recommends "${missing[@]}"
@@ -79,6 +83,21 @@ install_apt() {
     if [ "$had_nginx" = 0 ] && command -v nginx >/dev/null; then
         stop_system_nginx
     fi
+    # The same for Prometheus: its postinst starts a server on port 9090 scraping itself; the
+    # test starts its own on a free port.
+    if [ "$had_prometheus" = 0 ] && command -v prometheus >/dev/null; then
+        stop_system_prometheus
+    fi
+}
+
+stop_system_prometheus() {
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        sudo_ systemctl disable --now prometheus >/dev/null 2>&1 || true
+    else
+        command -v update-rc.d >/dev/null && sudo_ update-rc.d prometheus disable >/dev/null 2>&1 || true
+        sudo_ service prometheus stop >/dev/null 2>&1 || true
+    fi
+    log "system prometheus stopped and disabled (tests start their own)"
 }
 
 stop_system_nginx() {

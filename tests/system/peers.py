@@ -443,7 +443,10 @@ def start_gateway(run_dir: Path, upstream_port: int, env: dict | None = None, ar
     GATEWAY_LOGS.append(log)
     GATEWAY_LOGS.append(run_dir / f"gateway-{name}-{port}.stdout")
     genv = {"API_TOKEN": None, "API_TOKENS_JSON": None, "API_TOKENS_FILE": None,
-            "MCP_CONTAINER_ROUTE_GENERATION": None, "ALLOWED_ORIGINS": None}
+            "MCP_CONTAINER_ROUTE_GENERATION": None, "ALLOWED_ORIGINS": None,
+            # The admin listener's default address is one per machine: tests that want one
+            # give their own (--admin-listen wins over this).
+            "SERENA_REMOTE_ADMIN_LISTEN": "off", "ADMIN_TOKEN": None}
     genv.update(env or {})
     argv = [gateway_bin(), "serve", "--listen", f"{HOST}:{port}",
             "--upstream", f"http://{HOST}:{upstream_port}/mcp", *(args or [])]
@@ -719,7 +722,10 @@ def start_instance_gateway(run_dir: Path, state_dir: Path, backend_cmd: str = EV
     GATEWAY_LOGS.append(log)
     GATEWAY_LOGS.append(run_dir / f"gateway-{name}-{port}.stdout")
     genv = {"API_TOKEN": None, "API_TOKENS_JSON": None, "API_TOKENS_FILE": None,
-            "MCP_CONTAINER_ROUTE_GENERATION": None, "ALLOWED_ORIGINS": None}
+            "MCP_CONTAINER_ROUTE_GENERATION": None, "ALLOWED_ORIGINS": None,
+            # The admin listener's default address is one per machine: tests that want one
+            # give their own (--admin-listen wins over this).
+            "SERENA_REMOTE_ADMIN_LISTEN": "off", "ADMIN_TOKEN": None}
     genv.update({k: None for k in INSTANCE_SETTINGS})
     genv.update(env or {})
     argv = [gateway_bin(), "serve", "--listen", f"{HOST}:{port}", "--state-dir", state_dir,

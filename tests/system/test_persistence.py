@@ -177,7 +177,7 @@ def test_sleep_wipe_wake_restores(instance_gateway_factory, tmp_dir, store):
     i1 = wait_inst(g, t, lambda i: i["state"] == "asleep" and i["last_snapshot"], "asleep with a snapshot")
     snap = i1["last_snapshot"]
     assert snap["key"].startswith(part + "/") and snap["key"].endswith(".tar.zst"), snap
-    assert snap["size"] > 0 and snap["time"] > 0, snap
+    assert snap["size"] > 0 and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", snap["time"]), snap
     keys = store.keys(part)
     assert keys == sorted([snap["key"], f"{part}/manifest.json"]), keys
     m = json.loads(store.read(f"{part}/manifest.json"))
