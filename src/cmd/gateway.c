@@ -367,9 +367,13 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     uint32_t active = sr_server_active_requests(s->server);
-    if (active == 0 || sr_now_us() >= s->drain_deadline_us) {
-        if (active)
-            sr_log_event("warn", "drain timeout: closing %u request(s) still in flight", active);
+    /* Done when no request is in flight and every answer has left: a response that ended a
+     * moment ago may still sit in its connection's output buffer. */
+    size_t unsent = sr_server_unsent(s->server);
+    if ((active == 0 && unsent == 0) || sr_now_us() >= s->drain_deadline_us) {
+        if (active || unsent)
+            sr_log_event("warn", "drain timeout: closing %u request(s) still in flight, %zu bytes unsent",
+                         active, unsent);
         if (s->instances) {
             /* Streams are closed, backends get SIGTERM (then SIGKILL after the grace). */
             sr_instances_shutdown(s->instances, instances_stopped, s);

@@ -1098,6 +1098,14 @@ uint32_t sr_server_active_requests(const struct sr_server *s)
     return s ? s->active - s->idle : 0;
 }
 
+size_t sr_server_unsent(const struct sr_server *s)
+{
+    size_t n = 0;
+    for (const struct sr_conn *c = s ? s->conns : NULL; c; c = c->next)
+        n += evbuffer_get_length(bufferevent_get_output(c->bev));
+    return n;
+}
+
 void sr_req_set_idle_stream(struct sr_req *r, bool idle)
 {
     struct sr_conn *c = r->conn;

@@ -52,6 +52,9 @@ void sr_server_stop_accepting(struct sr_server *s);
 /* Requests being handled right now: not idle keep-alive connections, and not
  * requests marked with sr_req_set_idle_stream (they hold no work to drain). */
 uint32_t sr_server_active_requests(const struct sr_server *s);
+/* Bytes of responses queued to clients and not yet written (a drain waits for them too: a
+ * response that ended is not delivered until its last bytes left). */
+size_t sr_server_unsent(const struct sr_server *s);
 /*
  * Ends every request marked with sr_req_set_idle_stream, now (SIGTERM: idle
  * streams are closed at once, real requests are drained). For each one, in
