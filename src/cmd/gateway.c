@@ -372,7 +372,8 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     size_t unsent = sr_server_unsent(s->server);
     if ((active == 0 && unsent == 0) || sr_now_us() >= s->drain_deadline_us) {
         if (active || unsent)
-            sr_log_event("warn", "drain timeout: closing %u request(s) still in flight, %zu bytes unsent",
+            sr_log_event("warn",
+                         "drain timeout: closing %u request(s) still in flight, %zu bytes unsent",
                          active, unsent);
         if (s->instances) {
             /* Streams are closed, backends get SIGTERM (then SIGKILL after the grace). */
