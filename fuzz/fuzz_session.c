@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (sr_session_id_decode(in, size, sealed, sizeof(sealed), &n) == SR_SESSION_OK)
         check(n <= SR_SESSION_SEALED_MAX && size > SR_SESSION_PREFIX_LEN);
-    check(sr_sessions_open(table, in, size, "alice", body, sizeof(body), NULL, 0) != SR_SESSION_OK);
+    check(sr_sessions_open(table, in, size, "alice") != SR_SESSION_OK);
+    check(sr_sessions_reinit(table, in, size, body, sizeof(body), plain, 64) < 0);
     if (sr_session_plain_parse(in, size, toks, FUZZ_TOKS, &c) == SR_SESSION_OK) {
         struct sr_json_doc doc;
         check(c.name[0] != '\0' && strlen(c.name) <= SR_TOKEN_NAME_MAX);
@@ -65,10 +66,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(strcmp(c.name, "alice") == 0 && c.issued == 1700000000);
         int il = sr_sessions_issue(table, "alice", in, size, id, sizeof(id));
         check(il > 0);
-        check(sr_sessions_open(table, id, (size_t)il, "alice", body, sizeof(body), NULL, 0) ==
-              SR_SESSION_OK);
-        check(sr_sessions_open(table, id, (size_t)il, "bob", NULL, 0, NULL, 0) ==
-              SR_SESSION_E_FOREIGN);
+        check(sr_sessions_open(table, id, (size_t)il, "alice") == SR_SESSION_OK);
+        check(sr_sessions_open(table, id, (size_t)il, "bob") == SR_SESSION_E_FOREIGN);
+        check(sr_sessions_open(table, id, (size_t)il, "alice") == SR_SESSION_OK);
+        check(sr_sessions_reinit(table, id, (size_t)il, body, sizeof(body), plain, 64) > 0);
     }
     return 0;
 }

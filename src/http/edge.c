@@ -269,11 +269,37 @@ static void pending_abort(struct sr_req *r, void *arg)
     pending_free(p);
 }
 
+/*
+ * The initialize body that resumes an opened session on a new backend session (heap; NULL when it
+ * cannot be had), and the recorded protocol version into proto when proto is empty. The id is
+ * decrypted again only here: a request on a live mapping never needs it.
+ */
+static char *reinit_body(struct sr_edge *e, const char *sid, size_t n, size_t *len, char *proto,
+                         size_t proto_cap)
+{
+    static char buf[SR_SESSION_PLAIN_MAX + 128];
+    char recorded[64];
+    int l = sr_sessions_reinit(e->sessions, sid, n, buf, sizeof(buf), recorded, sizeof(recorded));
+    if (l < 0)
+        return NULL;
+    char *out = malloc((size_t)l + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, buf, (size_t)l + 1);
+    *len = (size_t)l;
+    if (!proto[0])
+        snprintf(proto, proto_cap, "%s", recorded);
+    return out;
+}
+
 /* Re-initialize the backend session, then send. */
 static void pending_reinit(struct pending *p)
 {
-    if (sr_reinit_start(p->up, p->reinit, p->reinit_len, p->proto, pending_reinit_done, p, &p->ri) <
-        0) {
+    if (!p->reinit)
+        p->reinit =
+            reinit_body(p->e, p->sid, p->sid_len, &p->reinit_len, p->proto, sizeof(p->proto));
+    if (!p->reinit || sr_reinit_start(p->up, p->reinit, p->reinit_len, p->proto,
+                                      pending_reinit_done, p, &p->ri) < 0) {
         sr_relay_fail(p->r, 502, 0, p->rpc_id, "cannot re-initialize the backend session");
         pending_free(p);
         return;
@@ -286,7 +312,7 @@ static void pending_lost(void *arg)
 {
     struct pending *p = arg;
     sr_sessions_unbind(p->e->sessions, p->sid, p->sid_len);
-    if (p->retried || !p->reinit) {
+    if (p->retried) {
         char body[SR_ERROR_BODY_MAX];
         int n = sr_session_error_body(SR_SESSION_E_FORGED, p->rpc_id, strlen(p->rpc_id), body,
                                       sizeof(body));
@@ -436,8 +462,7 @@ static void answer_session_error(struct sr_req *r, int err, const struct sr_deci
 }
 
 static void stream_open(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d,
-                        const char *sid, size_t sid_len, const char *reinit, size_t reinit_len,
-                        const char *proto);
+                        const char *sid, size_t sid_len);
 
 static void forward(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d)
 {
@@ -451,16 +476,12 @@ static void forward(struct sr_edge *e, struct sr_req *r, const struct sr_decisio
     /* An initialize opens a new session, even from a client that sent an id of its own. */
     bool initialize = is_post && (d->is_initialize || strcmp(d->rpc_method, "initialize") == 0);
     bool session = e->sessions && !d->stateless && !initialize && sid && sid_len;
-    static char reinit[SR_SESSION_PLAIN_MAX + 128];
-    char proto[64] = "";
-    int reinit_len = 0;
     if (session) {
         if (sid_len >= SR_SESSION_ID_MAX) {
             answer_session_error(r, SR_SESSION_E_FORMAT, d);
             return;
         }
-        int rc = sr_sessions_open(e->sessions, sid, sid_len, name, reinit, sizeof(reinit), proto,
-                                  sizeof(proto));
+        int rc = sr_sessions_open(e->sessions, sid, sid_len, name);
         if (rc != SR_SESSION_OK) {
             sr_log_event("info", "route=%s refused a session id: %s", d->route,
                          rc == SR_SESSION_E_FOREIGN   ? "another token's"
@@ -471,10 +492,9 @@ static void forward(struct sr_edge *e, struct sr_req *r, const struct sr_decisio
             answer_session_error(r, rc, d);
             return;
         }
-        reinit_len = (int)strlen(reinit);
     }
     if (is_get && session && e->instances) {
-        stream_open(e, r, d, sid, sid_len, reinit, (size_t)reinit_len, proto);
+        stream_open(e, r, d, sid, sid_len);
         return;
     }
     if (is_delete && session) {
@@ -517,11 +537,12 @@ static void forward(struct sr_edge *e, struct sr_req *r, const struct sr_decisio
         memcpy(p->sid, sid, sid_len);
         p->sid[sid_len] = '\0';
         p->sid_len = sid_len;
-        snprintf(p->proto, sizeof(p->proto), "%s", proto);
-        p->reinit = malloc((size_t)reinit_len + 1);
-        if (p->reinit)
-            memcpy(p->reinit, reinit, (size_t)reinit_len + 1);
-        p->reinit_len = (size_t)reinit_len;
+        size_t pn = 0;
+        const char *pv = sr_req_header(r, "mcp-protocol-version", &pn);
+        if (pv && pn < sizeof(p->proto)) {
+            memcpy(p->proto, pv, pn);
+            p->proto[pn] = '\0';
+        }
     }
     if (is_post && e->instances && strcmp(d->rpc_method, "tools/call") == 0)
         p->project = activate_project_arg(r);
@@ -759,7 +780,11 @@ static void stream_attach(struct gstream *g, struct sr_instance *inst)
         stream_get(g);
         return;
     }
-    if (sr_reinit_start(g->up, g->reinit, g->reinit_len, g->proto, gs_reinit_done, g, &g->ri) < 0)
+    if (!g->reinit)
+        g->reinit =
+            reinit_body(g->e, g->sid, g->sid_len, &g->reinit_len, g->proto, sizeof(g->proto));
+    if (!g->reinit ||
+        sr_reinit_start(g->up, g->reinit, g->reinit_len, g->proto, gs_reinit_done, g, &g->ri) < 0)
         stream_park(g);
 }
 
@@ -779,31 +804,28 @@ static void gs_drain(struct sr_req *r, void *arg)
 }
 
 static void stream_open(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d,
-                        const char *sid, size_t sid_len, const char *reinit, size_t reinit_len,
-                        const char *proto)
+                        const char *sid, size_t sid_len)
 {
     struct gstream *g = calloc(1, sizeof(*g));
     if (g)
-        g->reinit = malloc(reinit_len + 1);
-    if (g && g->reinit)
         g->keepalive = evtimer_new(e->base, stream_keepalive, g);
-    if (!g || !g->reinit || !g->keepalive) {
-        if (g) {
-            free(g->reinit);
-            free(g);
-        }
+    if (!g || !g->keepalive) {
+        free(g);
         sr_relay_fail(r, 503, 0, d->rpc_id, "The gateway is out of memory.");
         return;
     }
     g->e = e;
     g->r = r;
-    memcpy(g->reinit, reinit, reinit_len + 1);
-    g->reinit_len = reinit_len;
     memcpy(g->sid, sid, sid_len);
     g->sid[sid_len] = '\0';
     g->sid_len = sid_len;
     snprintf(g->name, sizeof(g->name), "%s", token_name(e, d));
-    snprintf(g->proto, sizeof(g->proto), "%s", proto);
+    size_t pn = 0;
+    const char *pv = sr_req_header(r, "mcp-protocol-version", &pn);
+    if (pv && pn < sizeof(g->proto)) {
+        memcpy(g->proto, pv, pn);
+        g->proto[pn] = '\0';
+    }
     g->next = e->streams;
     if (e->streams)
         e->streams->prev = g;

@@ -38,15 +38,30 @@ struct entry {
     int32_t next; /* chain in its bucket, -1 ends */
     bool live;
     bool ended;
+    /* The claims of an id that opened under the key once: judged again without decrypting (the
+     * digest matched, so the id is byte for byte the one that was opened). */
+    bool verified;
+    int64_t issued;
+    char name[SR_TOKEN_NAME_MAX + 1];
 };
 
 static struct entry *lookup(struct sr_sessions *s, const char *id, size_t n, uint8_t *d);
+static struct entry *insert(struct sr_sessions *s, const uint8_t *d);
 
 struct sr_sessions {
     uint8_t keys[KEYS_MAX][SR_SESSION_KEY_LEN];
     unsigned nkeys;
     uint32_t max_age;
     EVP_CIPHER_CTX *ctx;
+    /* Fetched once: OpenSSL 3 looks an algorithm up on every init otherwise (microseconds a
+     * request). */
+    EVP_CIPHER *aes;
+    EVP_MD *sha256;
+    EVP_MD_CTX *mdctx;
+    /* The last id hashed and its digest: a request opens its id, then looks it up. */
+    char memo_id[SR_SESSION_ID_MAX];
+    size_t memo_len;
+    uint8_t memo_digest[SHA256_DIGEST_LENGTH];
     uint64_t clock; /* LRU counter */
     uint32_t count;
     int32_t bucket[BUCKETS];
@@ -192,12 +207,17 @@ int sr_sessions_new(const char *state_dir, const char *keys_env, uint32_t max_ag
         snprintf(err, errlen, "no session key: set SERENA_SESSION_KEY");
         rc = -1;
     }
-    s->ctx = rc == 0 ? EVP_CIPHER_CTX_new() : NULL;
-    if (rc < 0 || !s->ctx) {
+    if (rc == 0) {
+        s->ctx = EVP_CIPHER_CTX_new();
+        s->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+        s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+        s->mdctx = EVP_MD_CTX_new();
+    }
+    if (rc < 0 || !s->ctx || !s->aes || !s->sha256 || !s->mdctx) {
         if (rc == 0)
-            snprintf(err, errlen, "out of memory");
-        OPENSSL_cleanse(s->keys, sizeof(s->keys));
-        free(s);
+            snprintf(err, errlen,
+                     "OpenSSL offers no AES-256-GCM or SHA-256 here (or memory ran out)");
+        sr_sessions_free(s);
         return -1;
     }
     *out = s;
@@ -209,6 +229,9 @@ void sr_sessions_free(struct sr_sessions *s)
     if (!s)
         return;
     EVP_CIPHER_CTX_free(s->ctx);
+    EVP_CIPHER_free(s->aes);
+    EVP_MD_free(s->sha256);
+    EVP_MD_CTX_free(s->mdctx);
     OPENSSL_cleanse(s->keys, sizeof(s->keys));
     free(s);
 }
@@ -219,7 +242,7 @@ static int seal(struct sr_sessions *s, const char *plain, size_t n, uint8_t *out
     int len = 0, fin = 0;
     if (getrandom(nonce, SR_SESSION_NONCE_LEN, 0) != SR_SESSION_NONCE_LEN)
         return -1;
-    if (EVP_EncryptInit_ex(s->ctx, EVP_aes_256_gcm(), NULL, s->keys[0], nonce) != 1 ||
+    if (EVP_EncryptInit_ex(s->ctx, s->aes, NULL, s->keys[0], nonce) != 1 ||
         EVP_EncryptUpdate(s->ctx, NULL, &len, (const uint8_t *)SR_SESSION_AAD,
                           (int)strlen(SR_SESSION_AAD)) != 1 ||
         EVP_EncryptUpdate(s->ctx, ct, &len, (const uint8_t *)plain, (int)n) != 1 ||
@@ -237,7 +260,7 @@ static int unseal(struct sr_sessions *s, const uint8_t *sealed, size_t n)
     const uint8_t *nonce = sealed, *ct = sealed + SR_SESSION_NONCE_LEN, *tag = ct + clen;
     for (unsigned k = 0; k < s->nkeys; k++) {
         int len = 0, fin = 0;
-        if (EVP_DecryptInit_ex(s->ctx, EVP_aes_256_gcm(), NULL, s->keys[k], nonce) != 1 ||
+        if (EVP_DecryptInit_ex(s->ctx, s->aes, NULL, s->keys[k], nonce) != 1 ||
             EVP_DecryptUpdate(s->ctx, NULL, &len, (const uint8_t *)SR_SESSION_AAD,
                               (int)strlen(SR_SESSION_AAD)) != 1 ||
             EVP_DecryptUpdate(s->ctx, (uint8_t *)s->plain, &len, ct, (int)clen) != 1 ||
@@ -260,8 +283,9 @@ int sr_sessions_issue(struct sr_sessions *s, const char *name, const char *body,
     return sr_session_id_encode(s->sealed, sl, id, cap);
 }
 
-int sr_sessions_open(struct sr_sessions *s, const char *id, size_t n, const char *name,
-                     char *reinit, size_t reinit_cap, char *proto, size_t proto_cap)
+/* Decode, decrypt and parse an id into claims (pointing into s->plain). */
+static int unseal_claims(struct sr_sessions *s, const char *id, size_t n,
+                         struct sr_session_claims *c)
 {
     size_t sl = 0;
     int rc = sr_session_id_decode(id, n, s->sealed, sizeof(s->sealed), &sl);
@@ -270,21 +294,49 @@ int sr_sessions_open(struct sr_sessions *s, const char *id, size_t n, const char
     int pn = unseal(s, s->sealed, sl);
     if (pn < 0)
         return SR_SESSION_E_FORGED;
+    return sr_session_plain_parse(s->plain, (size_t)pn, s->toks, PLAIN_TOKENS, c);
+}
+
+int sr_sessions_open(struct sr_sessions *s, const char *id, size_t n, const char *name)
+{
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    struct entry *e = lookup(s, id, n, d);
     struct sr_session_claims c;
-    rc = sr_session_plain_parse(s->plain, (size_t)pn, s->toks, PLAIN_TOKENS, &c);
+    if (e && e->ended)
+        return SR_SESSION_E_ENDED;
+    if (e && e->verified) {
+        e->used = ++s->clock;
+        memset(&c, 0, sizeof(c));
+        memcpy(c.name, e->name, sizeof(c.name));
+        c.issued = e->issued;
+        return sr_session_check(&c, name, (int64_t)time(NULL), s->max_age);
+    }
+    int rc = unseal_claims(s, id, n, &c);
     if (rc == SR_SESSION_OK)
         rc = sr_session_check(&c, name, (int64_t)time(NULL), s->max_age);
     if (rc != SR_SESSION_OK)
         return rc;
-    uint8_t d[SHA256_DIGEST_LENGTH];
-    const struct entry *e = lookup(s, id, n, d);
-    if (e && e->ended)
-        return SR_SESSION_E_ENDED;
-    if (reinit && sr_session_reinit_body(&c, reinit, reinit_cap) < 0)
-        return SR_SESSION_E_FORGED;
-    if (proto)
-        sr_session_protocol(&c, s->toks, PLAIN_TOKENS, proto, proto_cap);
+    if (!e)
+        e = insert(s, d);
+    e->verified = true;
+    e->issued = c.issued;
+    memcpy(e->name, c.name, sizeof(e->name));
+    e->used = ++s->clock;
     return SR_SESSION_OK;
+}
+
+int sr_sessions_reinit(struct sr_sessions *s, const char *id, size_t n, char *reinit,
+                       size_t reinit_cap, char *proto, size_t proto_cap)
+{
+    struct sr_session_claims c;
+    int rc = unseal_claims(s, id, n, &c);
+    if (rc != SR_SESSION_OK)
+        return rc;
+    int len = sr_session_reinit_body(&c, reinit, reinit_cap);
+    if (len < 0)
+        return SR_SESSION_E_FORGED;
+    sr_session_protocol(&c, s->toks, PLAIN_TOKENS, proto, proto_cap);
+    return len;
 }
 
 static uint32_t bucket_of(const uint8_t *d)
@@ -292,9 +344,27 @@ static uint32_t bucket_of(const uint8_t *d)
     return ((uint32_t)d[0] | (uint32_t)d[1] << 8) & (BUCKETS - 1);
 }
 
+/* SHA-256 of an id (the table's key), remembered for the next call with the same id. */
+static void digest_of(struct sr_sessions *s, const char *id, size_t n, uint8_t *d)
+{
+    if (n == s->memo_len && n <= sizeof(s->memo_id) && memcmp(id, s->memo_id, n) == 0) {
+        memcpy(d, s->memo_digest, SHA256_DIGEST_LENGTH);
+        return;
+    }
+    unsigned int dl = 0;
+    if (EVP_DigestInit_ex(s->mdctx, s->sha256, NULL) != 1 ||
+        EVP_DigestUpdate(s->mdctx, id, n) != 1 || EVP_DigestFinal_ex(s->mdctx, d, &dl) != 1)
+        SHA256((const uint8_t *)id, n, d);
+    if (n <= sizeof(s->memo_id)) {
+        memcpy(s->memo_id, id, n);
+        s->memo_len = n;
+        memcpy(s->memo_digest, d, SHA256_DIGEST_LENGTH);
+    }
+}
+
 static struct entry *lookup(struct sr_sessions *s, const char *id, size_t n, uint8_t *d)
 {
-    SHA256((const uint8_t *)id, n, d);
+    digest_of(s, id, n, d);
     for (int32_t i = s->bucket[bucket_of(d)]; i >= 0; i = s->e[i].next)
         if (memcmp(s->e[i].digest, d, SHA256_DIGEST_LENGTH) == 0)
             return &s->e[i];

@@ -41,12 +41,18 @@ int sr_sessions_issue(struct sr_sessions *s, const char *name, const char *body,
 
 /*
  * Open and judge an id for a request of token `name`: SR_SESSION_OK, or an
- * SR_SESSION_E_* (answer it with sr_session_error_body). On success the
- * re-initialize body and the protocol version are copied out (either buffer
- * may be NULL).
+ * SR_SESSION_E_* (answer it with sr_session_error_body). An id seen before
+ * is judged from its table entry without decrypting it again.
  */
-int sr_sessions_open(struct sr_sessions *s, const char *id, size_t n, const char *name,
-                     char *reinit, size_t reinit_cap, char *proto, size_t proto_cap);
+int sr_sessions_open(struct sr_sessions *s, const char *id, size_t n, const char *name);
+
+/*
+ * What re-initializing an opened id's backend session needs: the initialize
+ * body (its length is returned) and the recorded protocol version ("" when
+ * none), or an SR_SESSION_E_* (negative).
+ */
+int sr_sessions_reinit(struct sr_sessions *s, const char *id, size_t n, char *reinit,
+                       size_t reinit_cap, char *proto, size_t proto_cap);
 
 /* The backend session serving edge id `id` on backend incarnation `inc`, or NULL. */
 const char *sr_sessions_backend(struct sr_sessions *s, const char *id, size_t n, uint64_t inc);
