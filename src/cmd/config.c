@@ -66,8 +66,9 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
                               "how long a backend may take to answer after its start"},
     [SR_SET_STOP_GRACE] = {"--stop-grace", "SERENA_STOP_GRACE", "10s", false,
                            "SIGTERM to SIGKILL delay when an instance stops"},
-    [SR_SET_SERENA_CONTEXT] = {NULL, "SERENA_CONTEXT", "agent", false,
-                               "Serena --context for the default backend"},
+    [SR_SET_SERENA_CONTEXT] = {NULL, "SERENA_CONTEXT", "desktop-app", false,
+                               "Serena --context for the default backend (desktop-app keeps "
+                               "initial_instructions, which Serena tells clients to call)"},
     [SR_SET_SERENA_PROJECT] = {NULL, "SERENA_PROJECT", NULL, false,
                                "Serena --project for the default backend"},
     [SR_SET_ALLOW_SHELL] = {NULL, "SERENA_ALLOW_SHELL", "0", false,

@@ -100,7 +100,8 @@ def start_serena_gateway(run_dir: Path, state_dir: Path, toks: dict, install: di
     peers.GATEWAY_LOGS.append(log)
     peers.GATEWAY_LOGS.append(run_dir / f"gateway-{name}-{port}.stdout")
     genv = {"API_TOKEN": None, "API_TOKENS_FILE": None, "MCP_CONTAINER_ROUTE_GENERATION": None,
-            "ALLOWED_ORIGINS": None, "SERENA_ALLOW_SHELL": None, "SERENA_SANDBOX": None}
+            "ALLOWED_ORIGINS": None, "SERENA_ALLOW_SHELL": None, "SERENA_SANDBOX": None,
+            "SERENA_REMOTE_ADMIN_LISTEN": "off"}
     genv.update({k: None for k in peers.INSTANCE_SETTINGS})
     genv["API_TOKENS_JSON"] = json.dumps(toks)
     genv["PATH"] = f"{Path(install['serena']).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
@@ -449,3 +450,28 @@ def test_sleep_and_wake(serena_gateway, tmp_dir):
     assert len(starts) == 2 and starts[1][1] != first, starts
     st = g.status(tok)["instance"]
     assert st["state"] in ("ready", "idle", "asleep") and st["last_error"] is None, st
+
+
+def test_serena_reports_its_own_version_and_offers_initial_instructions(serena_gateway, tmp_dir):
+    """Serena computes its version with `git rev-parse HEAD` in its own install directory; the
+    venv lives inside this project's checkout, so without GIT_CEILING_DIRECTORIES it reported
+    the gateway's commit (2.1.0-<our hash>-dirty). And the default context (desktop-app) keeps
+    initial_instructions, the tool Serena's own connection prompt tells clients to call, which
+    also hands out the session id activate_project asks for."""
+    toks = {"tv": peers.new_token("tv")}
+    g = serena_gateway(tmp_dir / "state", toks)
+    sid = http_session(g, toks["tv"])
+    r = request(g.port, "POST", "/mcp", rpc(2, "tools/list"), mcp_headers(toks["tv"], sid), timeout=GUARD)
+    assert r.status == 200, r
+    names = {t["name"] for m in body_messages(r) if m.get("id") == 2 for t in m["result"]["tools"]}
+    assert {"initial_instructions", "activate_project", "find_symbol"} <= names, sorted(names)
+    manual = http_call(g, toks["tv"], sid, 3, "initial_instructions", {})
+    assert not manual["isError"] and "session" in manual["text"].lower(), manual["text"][:500]
+    log = g.route_dir(route_of(g, "tv")) / "backend.log"
+    line = peers.wait_until(lambda: next((l for l in log.read_text(errors="replace").splitlines()
+                                          if "Starting Serena server (version=" in l), None),
+                            "Serena's start line", g.proc, guard=GUARD)
+    version = line.split("version=", 1)[1].split(",", 1)[0]
+    head = peers.run_cmd(["git", "-C", peers.ROOT, "rev-parse", "HEAD"], guard=30).stdout.decode().strip()
+    assert head[:8] not in version and "dirty" not in version, line
+    assert version == "2.1.0", line
