@@ -38,7 +38,7 @@ if [ -z "${API_TOKEN:-}${API_TOKENS_JSON:-}${API_TOKENS_FILE:-}" ] && [ ! -s "$T
     token: $token
 
   Claude Code:
-    claude mcp add --transport http serena-remote http://$LISTEN/mcp --header "Authorization: Bearer $token"
+    claude mcp add --scope user --transport http serena-remote http://$LISTEN/mcp --header "Authorization: Bearer $token"
 
   Claude Desktop (claude_desktop_config.json):
     {"mcpServers": {"serena-remote": {"command": "npx", "args": ["-y", "mcp-remote",
@@ -65,4 +65,6 @@ if [ -z "${SERENA_SNAPSHOT_KEY:-}" ]; then
     export SERENA_SNAPSHOT_KEY
 fi
 echo "serena-remote: serving http://$LISTEN/mcp (state in $STATE; Ctrl-C stops it)" >&2
+[ "${SERENA_REMOTE_ADMIN_LISTEN:-}" = off ] ||
+    echo "serena-remote: every route's state: build/serena-remote status, or http://${SERENA_REMOTE_ADMIN_LISTEN:-127.0.0.1:8788}/ (metrics at /metrics)" >&2
 exec "$BIN" serve --listen "$LISTEN" --state-dir "$STATE" "$@"

@@ -11,7 +11,7 @@
 # the system tests; runs on a fresh Debian 12 machine after scripts/deps.sh (python3 with venv,
 # Node 20 and npm).
 #
-# Why these pins (see ../shared/serena-2x-notes.md):
+# Why these pins (see docs/serena.md):
 #   serena-agent 2.1.0 is the newest release; it installs on Python 3.11 (requires >=3.11,<3.15)
 #   and passes the activate_project / find_symbol / find_referencing_symbols check offline.
 #   It pins mcp==2.2.0 (the v2 SDK). pyright 1.1.414 is the newest npm release; Serena 2.1.0's

@@ -10,7 +10,7 @@
 # strict peer: it verifies SigV4 and rejects a wrong secret with SignatureDoesNotMatch.
 # Backend ports are derived from the S3 port (+10 account, +11 container, +12 object).
 # Needs: swift-proxy swift-object swift-container swift-account memcached (scripts/deps.sh).
-# See ../../../shared/reference/test-peers.md §3b.
+# See docs/test-peers.md (S3-compatible stores).
 set -euo pipefail
 cmd=${1:-}; B=${2:-}; P=${3:-8080}; M=${4:-11311}
 [ -n "$cmd" ] && [ -n "$B" ] || { echo "usage: $0 start|stop DIR [S3_PORT] [MEMCACHE_PORT]" >&2; exit 2; }
