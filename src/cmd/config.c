@@ -23,6 +23,7 @@
 #include "core/keylist.h"
 #include "core/limits.h"
 #include "http/util.h"
+#include "core/oauth.h"
 #include "core/route.h"
 #include "store/store.h"
 
@@ -123,6 +124,12 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
     [SR_SET_ADMIN_TOKEN] = {NULL, "ADMIN_TOKEN", NULL, true,
                             "Bearer token the admin listener requires (plaintext or sha256:<hex>; "
                             "needed when it listens beyond loopback)"},
+    [SR_SET_OAUTH_ENABLED] = {"--oauth-enabled", "OAUTH_ENABLED", "0", false,
+                              "1: built-in OAuth authorization server, so clients sign in on a "
+                              "consent page with a token instead of sending it (docs/oauth.md)"},
+    [SR_SET_PUBLIC_URL] = {"--public-url", "SERENA_REMOTE_PUBLIC_URL", "", false,
+                           "the URL clients reach the gateway at (https://host, no path): the "
+                           "OAuth issuer; the resource is <public-url>/mcp"},
 };
 
 static void set_value(struct sr_config *c, enum sr_setting s, const char *v, enum sr_source src)
@@ -252,6 +259,18 @@ static int validate(struct sr_config *c, char *err, size_t errlen)
         BAD(SR_SET_STOP_GRACE, "a duration like 10s");
     if (parse_flag01(c->value[SR_SET_ALLOW_SHELL], &c->allow_shell) < 0)
         BAD(SR_SET_ALLOW_SHELL, "0 or 1");
+    if (parse_flag01(c->value[SR_SET_OAUTH_ENABLED], &c->oauth_enabled) < 0)
+        BAD(SR_SET_OAUTH_ENABLED, "0 or 1");
+    v = c->value[SR_SET_PUBLIC_URL];
+    if (v && *v && sr_oauth_public_url_check(v, strlen(v), NULL) < 0)
+        BAD(SR_SET_PUBLIC_URL, "https://host[:port] (http only on localhost, 127.0.0.1 or [::1]), "
+                               "without a path or trailing '/'");
+    if (c->oauth_enabled && (!v || !*v)) {
+        snprintf(err, errlen,
+                 "OAUTH_ENABLED=1 needs SERENA_REMOTE_PUBLIC_URL (--public-url), the https URL "
+                 "clients reach this gateway at, e.g. https://mcp.example.com");
+        return -1;
+    }
     v = c->value[SR_SET_SERENA_CONTEXT];
     if (!sr_route_valid_name(v, strlen(v), 64))
         BAD(SR_SET_SERENA_CONTEXT, "a context name such as agent or desktop-app");

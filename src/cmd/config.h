@@ -63,6 +63,8 @@ enum sr_setting {
     SR_SET_SESSION_MAX_AGE,
     SR_SET_ADMIN_LISTEN,
     SR_SET_ADMIN_TOKEN,
+    SR_SET_OAUTH_ENABLED,
+    SR_SET_PUBLIC_URL,
     SR_SET_COUNT
 };
 
@@ -92,6 +94,7 @@ struct sr_config {
     uint32_t start_timeout;
     uint32_t stop_grace;
     bool allow_shell;
+    bool oauth_enabled; /* OAUTH_ENABLED: the built-in authorization server (docs/oauth.md) */
     bool r2_enabled, r2_strict;
     uint32_t r2_interval, r2_retention;
     int log_json;

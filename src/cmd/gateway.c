@@ -682,6 +682,18 @@ static int gateway_main(bool run, int argc, char **argv)
         goto out;
     }
     s.edge.sessions = s.sessions;
+    /* OAuth (docs/oauth.md): grants live in <state-dir>/oauth.state; in `run` the Worker
+     * authenticates, so there is nothing to sign in to. */
+    if (s.cfg.oauth_enabled && !run) {
+        s.edge.oauth = sr_oauth_new(sr_config_get(&s.cfg, SR_SET_PUBLIC_URL),
+                                    sr_config_get(&s.cfg, SR_SET_STATE_DIR), err, sizeof(err));
+        if (!s.edge.oauth) {
+            fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
+            rc = 2;
+            goto out;
+        }
+        sr_oauth_tokens_changed(s.edge.oauth, s.edge.tokens);
+    }
     s.edge.started_us = sr_now_us();
     fill_health(&s);
     struct sr_server_opts o = {
@@ -741,6 +753,7 @@ out:
         free_store(&s.store);
     sr_upstream_free(s.upstream);
     sr_sessions_free(s.sessions);
+    sr_oauth_free(s.edge.oauth);
     if (s.base)
         event_base_free(s.base);
     sr_edge_set_tokens(&s.edge, NULL);

@@ -105,4 +105,30 @@
 #define SR_PROCFS_SCAN_MAX    16384
 #define SR_ADMIN_REPLY_MAX    (4u * 1024u * 1024u)
 
+/*
+ * OAuth (OAUTH_ENABLED, docs/oauth.md): sizes of what a client may register
+ * and send, how many records the authorization server keeps (registrations,
+ * pending codes, issued tokens; the oldest are dropped beyond them), their
+ * lifetimes in seconds, and how many wrong tokens the consent page takes per
+ * client address and in total per SR_OAUTH_FAIL_WINDOW before it answers 429.
+ */
+#define SR_OAUTH_URI_MAX         512
+#define SR_OAUTH_REDIRECTS_MAX   4
+#define SR_OAUTH_CLIENT_NAME_MAX 128
+#define SR_OAUTH_REGISTER_MAX    (16u * 1024u) /* registration request body */
+#define SR_OAUTH_FORM_MAX        (16u * 1024u) /* form body or query string */
+#define SR_OAUTH_PARAM_MAX       1024          /* one decoded form value */
+#define SR_OAUTH_PUBLIC_URL_MAX  256
+#define SR_OAUTH_CLIENTS_MAX     256
+#define SR_OAUTH_CODES_MAX       64
+#define SR_OAUTH_GRANTS_MAX      4096
+#define SR_OAUTH_CODE_TTL        60
+#define SR_OAUTH_ACCESS_TTL      3600
+#define SR_OAUTH_REFRESH_TTL     (30u * 24u * 3600u)
+#define SR_OAUTH_CLIENT_IDLE_TTL (30u * 24u * 3600u)
+#define SR_OAUTH_FAIL_WINDOW     60
+#define SR_OAUTH_FAILS_PER_ADDR  5
+#define SR_OAUTH_FAILS_TOTAL     30
+#define SR_OAUTH_FAIL_ADDRS      256
+
 #endif

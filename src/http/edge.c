@@ -36,6 +36,8 @@ void sr_edge_set_tokens(struct sr_edge *e, struct sr_tokens *t)
     e->policy.tokens = t;
     e->health.token_count = t ? t->count : 0;
     e->health.strategy = sr_tokens_strategy(t);
+    if (e->oauth && t)
+        sr_oauth_tokens_changed(e->oauth, t);
 }
 
 int sr_edge_health(struct sr_edge *e, char *out, size_t cap)
@@ -99,14 +101,16 @@ static void answer_status(struct sr_edge *e, struct sr_req *r, const struct sr_d
     sr_resp_simple(r, 200, "application/json", "Cache-Control: no-store\r\n", doc, n);
 }
 
-static void reject(struct sr_req *r, const struct sr_decision *d)
+static void reject(struct sr_edge *e, struct sr_req *r, const struct sr_decision *d)
 {
-    char extra[256];
+    char extra[1024];
     size_t off = 0;
     extra[0] = '\0';
     if (d->allow)
         off += (size_t)snprintf(extra + off, sizeof(extra) - off, "Allow: %s\r\n", d->allow);
-    if (d->www_authenticate)
+    if (d->www_authenticate && e->oauth) /* RFC 9728 section 5.1: where to sign in */
+        snprintf(extra + off, sizeof(extra) - off, "%s", sr_oauth_www_authenticate(e->oauth));
+    else if (d->www_authenticate)
         snprintf(extra + off, sizeof(extra) - off,
                  "WWW-Authenticate: Bearer realm=\"serena-remote\"\r\n");
     sr_resp_json(r, d->status, extra[0] ? extra : NULL, d->body, d->body_len);
@@ -887,7 +891,15 @@ void sr_edge_handle(struct sr_req *r, void *arg)
         sr_resp_json(r, 401, NULL, body, n < 0 ? 0 : (size_t)n);
         return;
     }
+    /* OAuth (http/oauth.h): its own endpoints, and a Bearer that is not a static token may be
+     * an access token, which then stands for the static token its grant is bound to. */
+    if (e->oauth && sr_oauth_owns(r)) {
+        sr_oauth_handle(e->oauth, r, e->tokens);
+        return;
+    }
     fill_request(r, &q);
+    if (e->oauth && q.has_bearer && (!e->tokens || sr_tokens_match(e->tokens, q.digest) < 0))
+        sr_oauth_bearer(e->oauth, e->tokens, q.digest);
     sr_classify(&e->policy, &q, g_scratch, SR_JSON_MAX_TOKENS, &d);
     if (d.route[0])
         sr_req_set_route(r, d.route);
@@ -903,7 +915,7 @@ void sr_edge_handle(struct sr_req *r, void *arg)
         answer_status(e, r, &d);
         return;
     case SR_ACT_REJECT:
-        reject(r, &d);
+        reject(e, r, &d);
         return;
     case SR_ACT_FORWARD:
         break;

@@ -14,6 +14,7 @@
 #include "core/classify.h"
 #include "core/health.h"
 #include "core/tokens.h"
+#include "http/oauth.h"
 #include "http/server.h"
 #include "http/session.h"
 #include "http/upstream.h"
@@ -33,6 +34,7 @@ struct sr_edge {
     struct event_base *base;
     struct sr_sessions *sessions; /* owned by the caller; NULL: sessions pass through */
     struct gstream *streams;      /* clients' GET streams (instances mode) */
+    struct sr_oauth *oauth;       /* borrowed; NULL unless OAUTH_ENABLED (http/oauth.h) */
 };
 
 /* run: require the Worker's shared secret on every request but /health. */
@@ -41,7 +43,8 @@ void sr_edge_set_internal_secret(struct sr_edge *e, const char *secret);
 /* The server's handler callback; arg is the struct sr_edge. */
 void sr_edge_handle(struct sr_req *r, void *arg);
 
-/* Take ownership of t (heap), freeing the previous table. */
+/* Take ownership of t (heap), freeing the previous table; OAuth grants bound to a token that
+ * is gone end with it. */
 void sr_edge_set_tokens(struct sr_edge *e, struct sr_tokens *t);
 
 /* sr_inst_opts.on_state (arg: the edge): attach parked GET streams to a ready backend. */

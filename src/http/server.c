@@ -161,10 +161,14 @@ static const char *status_reason(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 201:
+        return "Created";
     case 202:
         return "Accepted";
     case 204:
         return "No Content";
+    case 302:
+        return "Found";
     case 400:
         return "Bad Request";
     case 401:
@@ -181,6 +185,8 @@ static const char *status_reason(int status)
         return "Content Too Large";
     case 417:
         return "Expectation Failed";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -726,6 +732,11 @@ struct evbuffer *sr_req_body(struct sr_req *r)
 const char *sr_req_header(const struct sr_req *r, const char *name, size_t *n)
 {
     return sr_http_header_get(&r->head, name, n);
+}
+
+const char *sr_req_peer(const struct sr_req *r)
+{
+    return r->peer;
 }
 
 bool sr_req_client_alive(const struct sr_req *r)

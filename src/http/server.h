@@ -79,6 +79,8 @@ const struct sr_http_head *sr_req_head(const struct sr_req *r);
 struct evbuffer *sr_req_body(struct sr_req *r);
 const char *sr_req_header(const struct sr_req *r, const char *name, size_t *n);
 bool sr_req_client_alive(const struct sr_req *r);
+/* The client's address as the access log prints it ("127.0.0.1:54321", "[::1]:54321"). */
+const char *sr_req_peer(const struct sr_req *r);
 
 /*
  * out = SHA-256 of tok[0..n), a bearer token this request carries. The last
