@@ -19,7 +19,7 @@ async def open_stream(host, port, token, i, gate, held):
             reader, writer = await asyncio.open_connection(host, port)
             writer.write((f"GET /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n"
                           f"Authorization: Bearer {token}\r\n"
-                          f"mcp-session-id: bench-{i}\r\n"
+                          f"mcp-session-id: {os.environ.get('BENCH_SSE_SID') or f'bench-{i}'}\r\n"
                           "Accept: text/event-stream\r\n\r\n").encode())
             await writer.drain()
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)

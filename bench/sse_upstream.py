@@ -32,7 +32,9 @@ async def handle(reader, writer):
                 await reader.read()  # stay quiet until the gateway closes the stream
                 return
             body = JSON if method == "POST" else b""
+            # A session id, as an MCP server sends on initialize: the gateway maps its own to it.
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"mcp-session-id: sse-bench-session\r\n"
                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
