@@ -66,8 +66,8 @@ static void test_requests(void **state)
     /* Buckets are cumulative: 100 us and 1.5 ms under 5 ms, 2 s under 5 s. */
     assert_non_null(strstr(
         s, "serena_remote_request_duration_seconds_bucket{route=\"alice\",le=\"0.005\"} 2\n"));
-    assert_non_null(strstr(
-        s, "serena_remote_request_duration_seconds_bucket{route=\"alice\",le=\"5\"} 3\n"));
+    assert_non_null(
+        strstr(s, "serena_remote_request_duration_seconds_bucket{route=\"alice\",le=\"5\"} 3\n"));
     assert_non_null(strstr(
         s, "serena_remote_request_duration_seconds_bucket{route=\"alice\",le=\"+Inf\"} 3\n"));
     assert_non_null(strstr(s, "serena_remote_request_duration_seconds_sum{route=\"alice\"} "
