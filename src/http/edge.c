@@ -169,9 +169,9 @@ static void fill_request(struct sr_req *r, struct sr_request *q)
 
 /*
  * A forwarded POST or DELETE from classification until its relay ends. With
- * an edge session it carries what re-initializing the backend session needs
- * (the body of the recorded initialize and its protocol version), so the
- * request can wait for an instance, a re-initialization and one retry.
+ * an edge session it carries the client's id, from which a re-initialization
+ * of the backend session takes the recorded initialize (decrypted only then),
+ * so the request can wait for an instance, a re-initialization and one retry.
  */
 struct pending {
     struct sr_edge *e;
