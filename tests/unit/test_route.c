@@ -103,13 +103,42 @@ static void test_duration_junk(void **state)
     assert_int_equal(v, 900);
 }
 
+/* The partition rule serve and the snapshot commands share: r- + 16 hex of SHA-256(route). */
+static void test_partition(void **state)
+{
+    char out[SR_PARTITION_MAX + 1], hex[SR_ROUTE_HASH_HEX + 1];
+    (void)state;
+    /* sha256("gen-1:alice") begins db9c3b13fdeb8582 (the gateway's route directory too). */
+    sr_route_hash_hex("gen-1:alice", hex);
+    assert_string_equal(hex, "db9c3b13fdeb8582");
+    assert_int_equal(
+        sr_route_partition("durable-object", NULL, "gen-1:alice", "alice", out, sizeof(out)), 18);
+    assert_string_equal(out, "r-db9c3b13fdeb8582");
+    assert_int_equal(sr_route_partition(NULL, "", "gen-1:alice", "alice", out, sizeof(out)), 18);
+    assert_string_equal(out, "r-db9c3b13fdeb8582");
+    /* run: the Durable Object's id wins in that mode only. */
+    assert_true(
+        sr_route_partition("durable-object", "do-123", "gen-1:run", "run", out, sizeof(out)) > 0);
+    assert_string_equal(out, "do-123");
+    assert_true(sr_route_partition("token", "do-123", "gen-2:alice", "alice", out, sizeof(out)) >
+                0);
+    assert_string_equal(out, "alice");
+    assert_true(sr_route_partition("shared", "do-123", "gen-2:alice", "alice", out, sizeof(out)) >
+                0);
+    assert_string_equal(out, "shared");
+    assert_int_equal(sr_route_partition("bogus", NULL, "gen-1:alice", "alice", out, sizeof(out)),
+                     -1);
+    assert_int_equal(sr_route_partition("token", NULL, "gen-1:alice", "", out, sizeof(out)), -1);
+    assert_int_equal(sr_route_partition("durable-object", NULL, "gen-1:alice", "alice", out, 10),
+                     -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_name),
-        cmocka_unit_test(test_route_name),
-        cmocka_unit_test(test_duration),
-        cmocka_unit_test(test_duration_junk),
+        cmocka_unit_test(test_valid_name), cmocka_unit_test(test_route_name),
+        cmocka_unit_test(test_duration),   cmocka_unit_test(test_duration_junk),
+        cmocka_unit_test(test_partition),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
