@@ -8,8 +8,11 @@
 #   gateway      serena-remote serve --upstream <backend>
 # wrk (50 connections, 2 threads, same Lua script = same body and headers for every target) is
 # run against direct backend, nginx-proxy and serena-remote, interleaved over ROUNDS rounds; the
-# median of each figure per target is reported. Then a second gateway in front of a quiet Python
-# SSE upstream holds STREAMS idle GET /mcp streams to measure memory per stream.
+# median of each figure per target is reported. serena-remote runs with its admin listener (so
+# metrics are collected); serena-remote-metrics-off is the same binary with --admin-listen off,
+# for the cost of the metrics (req/s and the gateway's own CPU per request). Then a second
+# gateway in front of a quiet Python SSE upstream holds STREAMS idle GET /mcp streams to measure
+# memory per stream.
 #
 # Prints a Markdown report and writes it to bench/results.md (BENCH_OUT to change).
 # Knobs (environment): BENCH_DURATION (8 s), BENCH_WARMUP (1 s), BENCH_ROUNDS (5),
@@ -136,6 +139,9 @@ wait_http() { # wait_http NAME PID CURL-ARGS... : until curl gets a 200 (10 s)
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+# utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15).
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 # ---------------------------------------------------------------------------------------------
 # File descriptors: the memory test needs ~2 per stream in the gateway.
@@ -147,7 +153,7 @@ if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((2 * STREAMS + 256)) ]; then
 fi
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-read -r P_BACKEND P_PROXY P_GW P_SSE_UP P_SSE_GW P_GW_BEFORE < <(free_ports 6)
+read -r P_BACKEND P_PROXY P_GW P_SSE_UP P_SSE_GW P_GW_BEFORE P_ADMIN P_GW_OFF < <(free_ports 8)
 
 # ---------------------------------------------------------------------------------------------
 # 1. Backend nginx and 2. reverse-proxy nginx.
@@ -220,12 +226,13 @@ wait_http "nginx proxy" "$PID_PROXY" "${POST_ARGS[@]}" "http://$HOST:$P_PROXY/mc
 # ---------------------------------------------------------------------------------------------
 # 3. serena-remote in front of the backend; idle RSS after start and a few requests.
 
-mkdir -p "$WORK/gw" "$WORK/gw-sse"
+mkdir -p "$WORK/gw" "$WORK/gw-sse" "$WORK/gw-off"
 # Its one log line per request goes to /dev/null: nginx runs with access_log off, and a log file
 # on disk would add a write to a file per request (the gateway still formats and writes the line).
+# Metrics on (the admin listener on its own port), as serve runs by default.
 start /dev/null env API_TOKENS_JSON="$TOKENS_JSON" \
     "$BIN" serve --listen "$HOST:$P_GW" --upstream "http://$HOST:$P_BACKEND/mcp" \
-    --state-dir "$WORK/gw/state" --drain-timeout 2s
+    --state-dir "$WORK/gw/state" --drain-timeout 2s --admin-listen "$HOST:$P_ADMIN"
 PID_GW=$STARTED_PID
 wait_http "serena-remote" "$PID_GW" "http://$HOST:$P_GW/health"
 # An edge session: every measured request carries its id, so the gateway opens (AES-GCM) and maps
@@ -247,6 +254,26 @@ sleep 0.5
 RSS_IDLE=$(rss_kib "$PID_GW")
 log "serena-remote idle RSS ${RSS_IDLE} KiB"
 
+# The same build with the admin listener off, which turns metrics collection off: the figure is
+# the cost of the metrics, measured in the same interleaved rounds. Its own edge session (each
+# gateway seals ids with its own key); the header bytes have the same length.
+start /dev/null env API_TOKENS_JSON="$TOKENS_JSON" \
+    "$BIN" serve --listen "$HOST:$P_GW_OFF" --upstream "http://$HOST:$P_BACKEND/mcp" \
+    --state-dir "$WORK/gw-off/state" --drain-timeout 2s --admin-listen off
+PID_GW_OFF=$STARTED_PID
+wait_http "serena-remote-metrics-off" "$PID_GW_OFF" "http://$HOST:$P_GW_OFF/health"
+declare -A SID
+SID[serena-remote-metrics-off]=$(curl -s -D - -o /dev/null -X POST -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' -H "Authorization: Bearer $BENCH_TOKEN" \
+    --data '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    "http://$HOST:$P_GW_OFF/mcp" | tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
+case "${SID[serena-remote-metrics-off]}" in sr1.*) ;; *) die "serena-remote-metrics-off issued no edge session id" ;; esac
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -H "Authorization: Bearer $BENCH_TOKEN" -H "mcp-session-id: ${SID[serena-remote-metrics-off]}" \
+    --data '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' "http://$HOST:$P_GW_OFF/mcp")
+[ "$code" = 200 ] || die "serena-remote-metrics-off answered $code to the benchmark request"
+
 if [ -n "$BIN_BEFORE" ]; then
     mkdir -p "$WORK/gw-before"
     start /dev/null env API_TOKENS_JSON="$TOKENS_JSON" \
@@ -261,20 +288,22 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 4. wrk: warm-up + measured run per target, targets interleaved, order rotated each round.
 
-TARGETS=(direct nginx-proxy serena-remote)
+TARGETS=(direct nginx-proxy serena-remote serena-remote-metrics-off)
 declare -A URL=(
     [direct]="http://$HOST:$P_BACKEND/mcp"
     [nginx-proxy]="http://$HOST:$P_PROXY/mcp"
     [serena-remote]="http://$HOST:$P_GW/mcp"
+    [serena-remote-metrics-off]="http://$HOST:$P_GW_OFF/mcp"
 )
 if [ -n "$BIN_BEFORE" ]; then
     TARGETS+=(serena-remote-before)
     URL[serena-remote-before]="http://$HOST:$P_GW_BEFORE/mcp"
 fi
-declare -A RPS P50 P99 BAD
+declare -A RPS P50 P99 BAD CPU
+declare -A PID_OF=([serena-remote]=$PID_GW [serena-remote-metrics-off]=$PID_GW_OFF)
 
 run_wrk() { # run_wrk TARGET SECONDS OUTFILE [CONNECTIONS THREADS]
-    wrk -t "${5:-$THREADS}" -c "${4:-$CONNS}" -d "${2}s" --latency -s "$BENCH/mcp_post.lua" "${URL[$1]}" \
+    BENCH_SID=${SID[$1]:-$BENCH_SID} wrk -t "${5:-$THREADS}" -c "${4:-$CONNS}" -d "${2}s" --latency -s "$BENCH/mcp_post.lua" "${URL[$1]}" \
         >"$3" 2>&1 || die "wrk failed against $1: $(tail -3 "$3")"
 }
 parse_wrk() { # parse_wrk TARGET FILE: sets R_rps R_p50 R_p99 R_requests R_non2xx R_sockerr
@@ -289,8 +318,12 @@ for ((round = 0; round < ROUNDS; round++)); do
         t=${TARGETS[(k + round) % ${#TARGETS[@]}]}
         run_wrk "$t" "$WARMUP" "$WORK/wrk-$t-$round-warmup.txt"
         f="$WORK/wrk-$t-$round.txt"
+        pid=${PID_OF[$t]:-}
+        [ -z "$pid" ] || c0=$(cpu_ticks "$pid")
         run_wrk "$t" "$DURATION" "$f"
         parse_wrk "$t" "$f"
+        # The gateway's own CPU per request (µs): unlike req/s, barely moved by what else runs.
+        [ -z "$pid" ] || CPU[$t]+="$(calc '%.2f' "($(cpu_ticks "$pid") - $c0) * 1000000 / $(getconf CLK_TCK) / $R_requests") "
         RPS[$t]+="$R_rps "
         P50[$t]+="$R_p50 "
         P99[$t]+="$R_p99 "
@@ -327,7 +360,11 @@ for t in "${TARGETS[@]}"; do
     M_L50[$t]=$(median "${L50[$t]}")
 done
 
+# What the metrics-on gateway counted (the admin listener was never scraped during the load).
+METRICS_COUNTED=$(curl -s "http://$HOST:$P_ADMIN/metrics" |
+    awk '/^serena_remote_requests_total\{route="bench",rpc_method="tools\/list",status="200"\}/ {print $2}')
 stop_pid "$PID_GW"
+stop_pid "$PID_GW_OFF"
 [ -z "$BIN_BEFORE" ] || stop_pid "$PID_GW_BEFORE"
 stop_pid "$PID_PROXY"
 stop_pid "$PID_BACKEND"
@@ -341,7 +378,7 @@ wait_http "SSE upstream" "$PID_SSE_UP" -X POST --data '{}' "http://$HOST:$P_SSE_
 
 start "$WORK/gw-sse/stderr.log" env API_TOKENS_JSON="$TOKENS_JSON" \
     "$BIN" serve --listen "$HOST:$P_SSE_GW" --upstream "http://$HOST:$P_SSE_UP/mcp" \
-    --state-dir "$WORK/gw-sse/state" --drain-timeout 2s
+    --state-dir "$WORK/gw-sse/state" --drain-timeout 2s --admin-listen off
 PID_SSE_GW=$STARTED_PID
 wait_http "serena-remote (SSE)" "$PID_SSE_GW" "http://$HOST:$P_SSE_GW/health"
 for i in 1 2 3 4 5; do
@@ -388,7 +425,6 @@ stop_pid "$PID_SSE_UP"
 # ---------------------------------------------------------------------------------------------
 # 6. Report.
 
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 pass() { awk "BEGIN { exit !($1) }" && echo met || echo "**missed**"; }
 
 RATIO=$(calc '%.2f' "${M_RPS[serena-remote]} / ${M_RPS[nginx-proxy]}")
@@ -396,6 +432,17 @@ ADD_GW=$(calc '%.0f' "${M_P50[serena-remote]} - ${M_P50[direct]}")
 ADD_PROXY=$(calc '%.0f' "${M_P50[nginx-proxy]} - ${M_P50[direct]}")
 ADD1_GW=$(calc '%.0f' "${M_L50[serena-remote]} - ${M_L50[direct]}")
 ADD1_PROXY=$(calc '%.0f' "${M_L50[nginx-proxy]} - ${M_L50[direct]}")
+# Metrics on vs off: the ratio of the medians, and the median of the per-round ratios (the two
+# runs of a round are minutes apart at most, so pairing them cancels much of the machine's drift).
+MET_RATIO=$(calc '%.3f' "${M_RPS[serena-remote]} / ${M_RPS[serena-remote-metrics-off]}")
+MET_PAIRED=$(paste -d' ' <(tr ' ' '\n' <<<"${RPS[serena-remote]}" | grep .) \
+    <(tr ' ' '\n' <<<"${RPS[serena-remote-metrics-off]}" | grep .) |
+    awk '{print $1 / $2}' | sort -g | awk '{a[NR]=$1} END {
+        if (NR % 2) printf "%.3f", a[(NR + 1) / 2]; else printf "%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+MET_L50=$(calc '%.0f' "${M_L50[serena-remote]} - ${M_L50[serena-remote-metrics-off]}")
+CPU_ON=$(median "${CPU[serena-remote]}")
+CPU_OFF=$(median "${CPU[serena-remote-metrics-off]}")
+CPU_RATIO=$(calc '%.3f' "$CPU_ON / $CPU_OFF")
 IDLE_MIB=$(calc '%.2f' "$RSS_IDLE / 1024")
 PER_STREAM=$(calc '%.1f' "($RSS_SSE - $RSS_SSE_IDLE) / $STREAMS")
 
@@ -420,6 +467,10 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "| figure | value | target | |"
     echo "|---|---:|---:|---|"
     echo "| req/s ratio serena-remote / nginx-proxy | $RATIO | ≥ 1.0 | $(pass "$RATIO >= 1.0") |"
+    echo "| req/s metrics on ÷ metrics off, median of per-round ratios | $MET_PAIRED | ≥ 0.97 | $(pass "$MET_PAIRED >= 0.97") |"
+    echo "| req/s metrics on ÷ metrics off, ratio of medians | $MET_RATIO | (≥ 0.97) | $(pass "$MET_RATIO >= 0.97") |"
+    echo "| gateway CPU per request, metrics on ÷ off (median; $CPU_ON µs ÷ $CPU_OFF µs) | $CPU_RATIO | ≤ 1.03 | $(pass "$CPU_RATIO <= 1.03") |"
+    echo "| p50 at 1 connection, metrics on − metrics off | $MET_L50 µs | | |"
     echo "| added p50 over direct, serena-remote | $ADD_GW µs | ≤ 100 µs | $(pass "$ADD_GW <= 100") |"
     echo "| added p50 over direct, nginx-proxy (reference) | $ADD_PROXY µs | | |"
     echo "| added p50 over direct at 1 connection, serena-remote | $ADD1_GW µs | (≤ 100 µs) | $(pass "$ADD1_GW <= 100") |"
@@ -432,10 +483,14 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "| idle RSS serena-remote | $IDLE_MIB MiB | ≤ 8 MiB | $(pass "$IDLE_MIB <= 8") |"
     echo "| RSS per idle SSE stream ($STREAMS streams) | $PER_STREAM KiB | ≤ 32 KiB | $(pass "$PER_STREAM <= 32") |"
     echo
+    echo "serena-remote runs with its admin listener on (metrics collected: its /metrics counted"
+    echo "${METRICS_COUNTED:-?} tools/list requests of the bench route after the runs); serena-remote-metrics-off is"
+    echo "the same binary with \`--admin-listen off\`, which turns collection off."
     echo "Details: serena-remote RSS after the load runs $((RSS_AFTER)) KiB (peak $((HWM_AFTER)) KiB);"
     echo "SSE instance $RSS_SSE_IDLE KiB idle, $RSS_SSE KiB holding $STREAMS streams ($N_CLIENT client + $N_UP upstream sockets, $FDS_SSE fds)."
     echo "Failed requests (non-2xx or socket errors) over all measured runs:"
     echo "$(for t in "${TARGETS[@]}"; do printf '%s %s; ' "$t" "${BAD[$t]}"; done | sed 's/; $//')."
+    echo "Gateway CPU per request (µs), per round: serena-remote [$(echo ${CPU[serena-remote]})] serena-remote-metrics-off [$(echo ${CPU[serena-remote-metrics-off]})]."
     echo "Per-round figures (req/s): $(for t in "${TARGETS[@]}"; do printf '%s [%s] ' "$t" "$(echo ${RPS[$t]})"; done)"
     echo
     echo "Machine: $(nproc) CPUs, $CPU_MODEL, Linux $(uname -r); $(date -u '+%Y-%m-%d %H:%M UTC');"
