@@ -837,9 +837,30 @@ static void token_code(struct sr_oauth *o, struct sr_req *r, const struct sr_tok
                     "again.");
         return;
     }
-    /* One use only, whatever the outcome. */
+    /* One use only, whatever the outcome. A redeemed code is kept, with the family its tokens
+     * got, until it expires: presented again, someone else holds a copy (OAuth 2.1 section
+     * 4.1.3), and every token it produced is revoked. */
+    if (c->redeemed) {
+        uint32_t k = sr_oauth_store_revoke_family(o->st, c->family);
+        memset(c, 0, sizeof(*c));
+        sr_oauth_store_save(o->st, now_s());
+        sr_log_event("warn",
+                     "OAuth: an authorization code of client %s was presented again; %u token(s) "
+                     "it produced revoked",
+                     client_id, k);
+        oauth_error(r, 400, "invalid_grant",
+                    "The authorization code was already used; the tokens it produced are now "
+                    "revoked. Sign in again.");
+        return;
+    }
+    uint8_t family[16];
+    if (RAND_bytes(family, sizeof(family)) != 1) {
+        oauth_error(r, 500, "server_error", "The random generator failed; try again.");
+        return;
+    }
     struct sr_oauth_code cc = *c;
-    memset(c, 0, sizeof(*c));
+    c->redeemed = true;
+    memcpy(c->family, family, sizeof(family));
     sr_oauth_store_save(o->st, now_s());
     uint8_t vd[32];
     digest_of(verifier, strlen(verifier), vd);
@@ -850,11 +871,6 @@ static void token_code(struct sr_oauth *o, struct sr_req *r, const struct sr_tok
         oauth_error(r, 400, "invalid_grant",
                     "The authorization code does not match this client, redirect_uri or "
                     "code_verifier, expired, or its token was removed. Sign in again.");
-        return;
-    }
-    uint8_t family[16];
-    if (RAND_bytes(family, sizeof(family)) != 1) {
-        oauth_error(r, 500, "server_error", "The random generator failed; try again.");
         return;
     }
     issue(o, r, &cc.b, family);

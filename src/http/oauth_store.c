@@ -77,13 +77,14 @@ static bool load_line(struct sr_oauth_store *s, char **fld, int nf, uint32_t *nc
         (*nc)++;
         return true;
     }
-    if (strcmp(fld[0], "o") == 0 && nf == 8) {
+    if (strcmp(fld[0], "o") == 0 && nf == 10) {
         struct sr_oauth_code *o = &s->codes[*no];
         if (*no >= SR_OAUTH_CODES_MAX || !hex_field(fld[1], o->digest, 32) ||
             !binding_fields(fld + 2, &o->b) ||
             !text_field(fld[6], o->redirect, sizeof(o->redirect)) ||
-            strlen(fld[7]) != SR_OAUTH_CHALLENGE_LEN)
+            strlen(fld[7]) != SR_OAUTH_CHALLENGE_LEN || !hex_field(fld[9], o->family, 16))
             return false;
+        o->redeemed = strcmp(fld[8], "1") == 0;
         o->expires = strtoll(fld[5], NULL, 10);
         memcpy(o->challenge, fld[7], SR_OAUTH_CHALLENGE_LEN + 1);
         o->used = true;
@@ -247,7 +248,9 @@ int sr_oauth_store_save(struct sr_oauth_store *s, int64_t now)
         put_binding(f, &o->b);
         fprintf(f, " %" PRId64, o->expires);
         put_text(f, o->redirect);
-        fprintf(f, " %s\n", o->challenge);
+        fprintf(f, " %s %d", o->challenge, o->redeemed ? 1 : 0);
+        put_hex(f, o->family, 16);
+        fputc('\n', f);
     }
     for (uint32_t i = 0; i < SR_OAUTH_GRANTS_MAX; i++) {
         const struct sr_oauth_grant *g = &s->grants[i];

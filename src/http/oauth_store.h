@@ -52,6 +52,8 @@ struct sr_oauth_code {
     char redirect[SR_OAUTH_URI_MAX + 1];
     char challenge[SR_OAUTH_CHALLENGE_LEN + 1];
     int64_t expires;
+    bool redeemed;      /* exchanged once; kept until it expires to catch a second exchange */
+    uint8_t family[16]; /* redeemed: the family of the tokens it produced */
 };
 
 struct sr_oauth_grant {

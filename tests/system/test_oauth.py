@@ -219,10 +219,6 @@ def test_whole_flow(ogw, tokens):
     r = request(ogw.port, "POST", "/mcp", peers.rpc(3, "tools/list"), peers.mcp_headers(at, sid=bob_sid))
     assert r.status == 404, r
 
-    # The code is single-use.
-    r = exchange(ogw, s)
-    assert r.status == 400 and r.json()["error"] == "invalid_grant"
-
     # Refresh rotates: a new pair; the new access token works.
     r = refresh(ogw, cid, rt)
     assert r.status == 200, r
@@ -318,6 +314,15 @@ def test_authorization_refusals(ogw, tokens):
     assert r.status == 401 and r.json()["error"] == "invalid_client"
     r = request(ogw.port, "POST", "/oauth/token", form({"grant_type": "password", "client_id": cid}), FORM)
     assert r.json()["error"] == "unsupported_grant_type"
+    # A code is single-use; presented again, the tokens it produced are revoked (OAuth 2.1 4.1.3).
+    s = sign_in(ogw, tokens["alice"], client_id=cid)
+    tok = exchange(ogw, s).json()
+    assert mcp_init(ogw, tok["access_token"]).status == 200
+    r = exchange(ogw, s)
+    assert r.status == 400 and r.json()["error"] == "invalid_grant"
+    assert mcp_init(ogw, tok["access_token"]).status == 401
+    assert refresh(ogw, cid, tok["refresh_token"]).json()["error"] == "invalid_grant"
+    assert exchange(ogw, s).json()["error"] == "invalid_grant"
     # A refresh token of one client is not another's.
     s = sign_in(ogw, tokens["alice"], client_id=cid)
     tok = exchange(ogw, s).json()

@@ -81,6 +81,8 @@ static void test_round_trip(void **state)
              "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     o->expires = 2000000000;
     o->used = true;
+    o->redeemed = true;
+    memset(o->family, 4, 16);
     struct sr_oauth_grant *g = sr_oauth_store_new_grant(s);
     g->kind = SR_OAUTH_REFRESH;
     g->rotated = true;
@@ -109,6 +111,8 @@ static void test_round_trip(void **state)
     assert_non_null(o);
     assert_string_equal(o->b.name, "alice");
     assert_string_equal(o->redirect, "http://localhost:1/cb?x=1&y=2");
+    assert_true(o->redeemed);
+    assert_int_equal(o->family[15], 4);
     memset(d, 2, 32);
     g = sr_oauth_store_grant(s, d);
     assert_non_null(g);
