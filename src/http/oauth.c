@@ -45,6 +45,14 @@ struct sr_oauth {
     struct fail_count total;
 };
 
+/*
+ * Browser-based clients (the MCP Inspector) call metadata, registration, token and revocation
+ * with fetch. Those endpoints use no cookie or other ambient credential (clients are public and
+ * codes are bound by PKCE), so any origin may read their answers. The consent page is not one
+ * of them: it sets a cookie and is never answered cross-origin.
+ */
+#define CORS "Access-Control-Allow-Origin: *\r\n"
+
 /* Registration bodies are small; their JSON tokens fit in this. */
 static struct sr_json_tok g_reg_toks[2048];
 
@@ -181,8 +189,8 @@ static void oauth_error(struct sr_req *r, int status, const char *error, const c
     if (sr_jw_finish(&w, &n) != 0)
         n = 0;
     sr_resp_simple(r, status, "application/json",
-                   status == 401 ? "Cache-Control: no-store\r\nWWW-Authenticate: Bearer\r\n"
-                                 : "Cache-Control: no-store\r\n",
+                   status == 401 ? "Cache-Control: no-store\r\nWWW-Authenticate: Bearer\r\n" CORS
+                                 : "Cache-Control: no-store\r\n" CORS,
                    body, n);
 }
 
@@ -229,8 +237,7 @@ static void answer_metadata(struct sr_oauth *o, struct sr_req *r, bool server)
         return;
     }
     /* Browser-based clients (the MCP Inspector) read metadata cross-origin. */
-    sr_resp_simple(r, 200, "application/json",
-                   "Cache-Control: max-age=300\r\nAccess-Control-Allow-Origin: *\r\n", doc,
+    sr_resp_simple(r, 200, "application/json", "Cache-Control: max-age=300\r\n" CORS, doc,
                    (size_t)n);
 }
 
@@ -297,7 +304,7 @@ static void answer_register(struct sr_oauth *o, struct sr_req *r)
     sr_jw_obj_end(&w);
     if (sr_jw_finish(&w, &len) != 0)
         len = 0;
-    sr_resp_simple(r, 201, "application/json", "Cache-Control: no-store\r\n", doc, len);
+    sr_resp_simple(r, 201, "application/json", "Cache-Control: no-store\r\n" CORS, doc, len);
 }
 
 /* ---- authorization request ------------------------------------------------------- */
@@ -799,8 +806,8 @@ static void issue(struct sr_oauth *o, struct sr_req *r, const struct sr_oauth_bi
     sr_jw_obj_end(&w);
     if (sr_jw_finish(&w, &n) != 0)
         n = 0;
-    sr_resp_simple(r, 200, "application/json", "Cache-Control: no-store\r\nPragma: no-cache\r\n",
-                   doc, n);
+    sr_resp_simple(r, 200, "application/json",
+                   "Cache-Control: no-store\r\nPragma: no-cache\r\n" CORS, doc, n);
     OPENSSL_cleanse(at, sizeof(at));
     OPENSSL_cleanse(rt, sizeof(rt));
     OPENSSL_cleanse(doc, sizeof(doc));
@@ -977,7 +984,7 @@ static void answer_revoke(struct sr_oauth *o, struct sr_req *r)
             memset(g, 0, sizeof(*g));
         sr_oauth_store_save(o->st, now_s());
     }
-    sr_resp_simple(r, 200, "application/json", "Cache-Control: no-store\r\n", "{}", 2);
+    sr_resp_simple(r, 200, "application/json", "Cache-Control: no-store\r\n" CORS, "{}", 2);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------ */
@@ -1010,6 +1017,16 @@ void sr_oauth_handle(struct sr_oauth *o, struct sr_req *r, const struct sr_token
         return;
     }
     sr_oauth_store_sweep(o->st, now_s());
+    if (span_is(&h->method, "OPTIONS") && !span_is(p, "/oauth/authorize")) {
+        /* CORS preflight (see CORS above); a JSON registration body needs one. */
+        sr_resp_simple(r, 204, NULL,
+                       CORS "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+                            "Access-Control-Allow-Headers: Content-Type, Authorization, "
+                            "MCP-Protocol-Version\r\n"
+                            "Access-Control-Max-Age: 86400\r\n",
+                       "", 0);
+        return;
+    }
     if (span_is(p, "/.well-known/oauth-protected-resource") ||
         span_is(p, "/.well-known/oauth-protected-resource/mcp")) {
         if (get)
@@ -1031,7 +1048,7 @@ void sr_oauth_handle(struct sr_oauth *o, struct sr_req *r, const struct sr_token
         else if (post)
             consent(o, r, t);
         else
-            oauth_error(r, 405, "invalid_request", "The authorization endpoint takes GET or POST.");
+            error_page(r, 405, "The authorization endpoint takes GET or POST.");
         return;
     }
     if (span_is(p, "/oauth/register") || span_is(p, "/oauth/token") ||

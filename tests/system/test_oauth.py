@@ -162,6 +162,18 @@ def test_metadata_and_challenge(ogw):
     assert doc["authorization_response_iss_parameter_supported"] is True
     for k in ("authorization_endpoint", "token_endpoint", "registration_endpoint", "revocation_endpoint"):
         assert doc[k].startswith(p + "/oauth/")
+    # Browser-based clients may call everything but the consent page cross-origin.
+    for path in ("/oauth/register", "/oauth/token", "/oauth/revoke", "/.well-known/oauth-authorization-server"):
+        r = request(ogw.port, "OPTIONS", path, None, {"Origin": "http://localhost:6274",
+                                                      "Access-Control-Request-Method": "POST",
+                                                      "Access-Control-Request-Headers": "content-type"})
+        assert r.status == 204, r
+        assert r.header("Access-Control-Allow-Origin") == "*"
+        assert "content-type" in r.header("Access-Control-Allow-Headers").lower()
+    r = request(ogw.port, "POST", "/oauth/token", "grant_type=password&client_id=x", FORM)
+    assert r.status == 401 and r.header("Access-Control-Allow-Origin") == "*"
+    r = request(ogw.port, "OPTIONS", "/oauth/authorize", None, {"Origin": "http://localhost:6274"})
+    assert r.status == 405 and r.header("Access-Control-Allow-Origin") is None
     # Every 401 names the resource metadata (RFC 9728 section 5.1).
     r = mcp_init(ogw, None)
     assert r.status == 401
@@ -181,6 +193,7 @@ def test_whole_flow(ogw, tokens):
     assert "&lt;script&gt;" in page and "<script>" not in page
     assert "unverified" in page and "localhost:33418" in page
     assert r.header("X-Frame-Options") == "DENY"
+    assert r.header("Access-Control-Allow-Origin") is None
     assert "frame-ancestors 'none'" in r.header("Content-Security-Policy")
     assert r.header("Cache-Control") == "no-store"
     assert "HttpOnly" in r.header("Set-Cookie") and "SameSite=Strict" in r.header("Set-Cookie")
