@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# CI for deploy/ on a Debian 12 machine without Docker: proves that every step of
-# Dockerfile.cloudflare installs what it names.
+# CI for deploy/ on a Debian 12 machine without a container engine: proves that every step of
+# Dockerfile.cloudflare installs what it names. (Where podman runs, make test also builds and
+# runs the real image: deploy/local-image.sh, tests/system/test_container.py.)
 #
 #   1. the pins in versions.env equal scripts/serena.sh's
-#   2. install-build-deps.sh --simulate: the build stage's apt set resolves on a fresh bookworm
+#   2. install-build-deps.sh --simulate: the build stages' apt sets resolve on a fresh bookworm
 #   3. install-runtime.sh --simulate: the runtime apt set resolves; Serena really installs in a venv
 #   4. install-pyright.sh: pyright really installs (npm) and reports its pinned version
-#   5. the build stage: the Docker context (as the .dockerignore admits it) configures and builds
+#   5. the build stage: the Docker context (as the root .dockerignore admits it) configures and builds
 #      serena-remote with the Dockerfile's CMake command
 #   6. every shared library that binary needs comes from a package of the runtime set
 #   7. the Dockerfile COPYs existing scripts, runs `serena-remote run` as PID 1, not as root
@@ -42,9 +43,9 @@ pins() {
 
 build_stage() {
     mkdir -p "$T/ctx"
-    # The context Dockerfile.cloudflare.dockerignore admits.
-    tar -C "$ROOT" --exclude=tests/system/node_modules --exclude=tests/system/.tmp \
-        --exclude=__pycache__ -cf - CMakeLists.txt src tests fuzz deploy | tar -C "$T/ctx" -xf - || return 1
+    # What the root .dockerignore admits and the build stage COPYs.
+    tar -C "$ROOT" --exclude=__pycache__ -cf - CMakeLists.txt cmake src deploy/serena_config.template.yml \
+        | tar -C "$T/ctx" -xf - || return 1
     local cmd
     cmd=$(grep -o 'cmake -S \. -B /build [^&]*' "$HERE/Dockerfile.cloudflare") || { echo "no cmake line in the Dockerfile"; return 1; }
     cmd=${cmd//\/build/$T/build}
@@ -96,7 +97,7 @@ dockerfile() {
 }
 
 step "pins equal scripts/serena.sh" pins
-step "build stage apt packages resolve (bookworm)" "$HERE/install-build-deps.sh" --simulate
+step "build stages' apt packages resolve (bookworm)" "$HERE/install-build-deps.sh" --simulate
 step "runtime apt packages resolve; serena-agent installs in a venv" "$HERE/install-runtime.sh" --simulate --venv "$T/venv"
 step "pyright installs with npm" "$HERE/install-pyright.sh" "$T/tools"
 step "build stage: serena-remote builds from the Docker context" build_stage

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runtime stage of deploy/Dockerfile.cloudflare: the shared libraries serena-remote links
-# against, Python 3.11 with venv (Debian bookworm's python3), Node 18 for pyright, CA
-# certificates for R2 over HTTPS, and Serena (serena-agent, pinned) in a venv.
+# against, Python 3.11 with venv (Debian bookworm's python3), Node 18 for pyright and
+# typescript-language-server, CA certificates for R2 over HTTPS, and Serena (serena-agent,
+# pinned) in a venv. (The `go` command gopls needs comes from the go-tools build stage, trimmed:
+# install-language-servers.sh goroot.)
 #
 #   deploy/install-runtime.sh [--simulate] [--venv DIR]
 #     --simulate   resolve the Debian packages as a fresh bookworm would instead of installing

@@ -20,9 +20,12 @@ BUILD_PKGS=(cmake ninja-build pkg-config clang-14 lld-14 clang-format-14 libclan
             libssl-dev libevent-dev libcurl4-openssl-dev libarchive-dev libzstd-dev libcmocka-dev)
 # prometheus (promtool and a real Prometheus scraping the admin listener) and chromium (the
 # status page rendered headless) are peers of tests/system/test_admin.py.
+# podman, runc, debootstrap, uidmap, slirp4netns: make test builds and runs the container image
+# (deploy/local-image.sh, tests/system/test_container.py).
 TEST_PKGS=(curl nginx-light wrk bubblewrap zstd
            swift-proxy swift-object swift-container swift-account memcached
-           prometheus chromium)
+           prometheus chromium
+           podman runc debootstrap uidmap slirp4netns)
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 

@@ -641,6 +641,7 @@ static int gateway_main(bool run, int argc, char **argv)
             .self_exe = s.self_exe,
             .seed_config = s.seed,
             .seed_name = "serena_config.yml",
+            .tools_dir = tools[0] ? tools : NULL,
             .max_instances = s.cfg.max_instances,
             .sleep_after = run ? 0 : s.cfg.sleep_after,
             .start_timeout = s.cfg.start_timeout,

@@ -32,6 +32,7 @@
 #include "core/route.h"
 #include "core/sha256.h"
 #include "http/log.h"
+#include "instance/lstools.h"
 #include "instance/program.h"
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -432,6 +433,10 @@ void sr_inst_spawn(struct sr_instance *inst)
             close(fd);
         }
     }
+    /* Every start: a restored home has no language_servers/ (snapshots leave it out). */
+    if (sr_inst_link_tools(home, m->o.tools_dir, err, sizeof(err)) < 0)
+        sr_log_event("warn", "route=%s preinstalled language servers not linked: %s", inst->route,
+                     err);
     if (free_port(&inst->port) < 0) {
         snprintf(err, sizeof(err), "no free port on 127.0.0.1: %s", strerror(errno));
         goto fail;
@@ -567,10 +572,10 @@ int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
     m->o = *o;
     m->o.state_dir = m->state_dir;
     /* Own copies: the caller's configuration is replaced on SIGHUP. */
-    const char **strs[] = {&m->o.backend_cmd,    &m->o.self_exe,       &m->o.seed_config,
-                           &m->o.seed_name,      &m->o.sandbox,        &m->o.snap_prefix,
-                           &m->o.snap_excludes,  &m->o.partition_mode, &m->o.instance_id,
-                           &m->o.default_project};
+    const char **strs[] = {&m->o.backend_cmd,     &m->o.self_exe,       &m->o.seed_config,
+                           &m->o.seed_name,       &m->o.sandbox,        &m->o.snap_prefix,
+                           &m->o.snap_excludes,   &m->o.partition_mode, &m->o.instance_id,
+                           &m->o.default_project, &m->o.tools_dir};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         *strs[i] = *strs[i] ? strdup(*strs[i]) : NULL;
     if (o->store) {
@@ -590,10 +595,10 @@ int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
 
 static void free_opts(struct sr_inst_opts *o)
 {
-    const char **strs[] = {&o->backend_cmd,    &o->self_exe,       &o->seed_config,
-                           &o->seed_name,      &o->sandbox,        &o->snap_prefix,
-                           &o->snap_excludes,  &o->partition_mode, &o->instance_id,
-                           &o->default_project};
+    const char **strs[] = {&o->backend_cmd,     &o->self_exe,       &o->seed_config,
+                           &o->seed_name,       &o->sandbox,        &o->snap_prefix,
+                           &o->snap_excludes,   &o->partition_mode, &o->instance_id,
+                           &o->default_project, &o->tools_dir};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free((char *)*strs[i]);
     if (o->store) {

@@ -41,6 +41,9 @@ struct sr_inst_opts {
     const char *self_exe;
     const char *seed_config; /* text written to home/<seed_name> on first start, or NULL */
     const char *seed_name;   /* e.g. "serena_config.yml" */
+    /* SERENA_TOOLS_DIR: the entries of its language_servers/static are linked into home/ at each
+     * start (instance/lstools.h), or NULL. */
+    const char *tools_dir;
     uint32_t max_instances;
     uint32_t sleep_after;   /* seconds; 0: never (run: the platform sleeps the container) */
     uint32_t start_timeout; /* seconds */
