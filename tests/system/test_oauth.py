@@ -516,3 +516,15 @@ def test_conformance_authorization_server(ogw, tokens, tmp_dir):
     assert "authorization-server-metadata-endpoint: 1 passed, 0 failed" in out, out
     assert "authorization-code-grant: 1 passed, 0 failed" in out, out
     assert re.search(r"Total: 2 passed, 0 failed", out), out
+
+
+def test_python_sdk_signs_in(ogw, tokens, tmp_dir):
+    """The Python MCP SDK's OAuthClientProvider: discovery from the 401, registration, PKCE,
+    code exchange with resource, a session, then a refresh and a session with the new token."""
+    r = peers.run_cmd([sys.executable, peers.HERE / "clients" / "py_oauth_client.py", ogw.url],
+                      env={"SR_CONSENT_TOKEN": tokens["alice"]}, guard=60)
+    out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    assert out["ok"], (out, r.stderr.decode()[-2000:])
+    assert out["tools"] and out["tools_after_refresh"] == len(out["tools"])
+    assert out["iss"] == pub(ogw) and out["rotated"]
+    assert "authorized for token alice" in ogw.log_text()
