@@ -755,6 +755,7 @@ out:
     sr_upstream_free(s.upstream);
     sr_sessions_free(s.sessions);
     sr_oauth_free(s.edge.oauth);
+    s.edge.oauth = NULL; /* sr_edge_set_tokens below must not reach it */
     if (s.base)
         event_base_free(s.base);
     sr_edge_set_tokens(&s.edge, NULL);
