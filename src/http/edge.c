@@ -108,9 +108,11 @@ static void reject(struct sr_edge *e, struct sr_req *r, const struct sr_decision
     extra[0] = '\0';
     if (d->allow)
         off += (size_t)snprintf(extra + off, sizeof(extra) - off, "Allow: %s\r\n", d->allow);
-    if (d->www_authenticate && e->oauth) /* RFC 9728 section 5.1: where to sign in */
-        snprintf(extra + off, sizeof(extra) - off, "%s", sr_oauth_www_authenticate(e->oauth));
-    else if (d->www_authenticate)
+    if (d->www_authenticate && e->oauth) { /* RFC 9728 section 5.1: where to sign in */
+        size_t an = 0;
+        bool sent = sr_req_header(r, "authorization", &an) != NULL;
+        snprintf(extra + off, sizeof(extra) - off, "%s", sr_oauth_www_authenticate(e->oauth, sent));
+    } else if (d->www_authenticate)
         snprintf(extra + off, sizeof(extra) - off,
                  "WWW-Authenticate: Bearer realm=\"serena-remote\"\r\n");
     sr_resp_json(r, d->status, extra[0] ? extra : NULL, d->body, d->body_len);

@@ -40,6 +40,7 @@ struct sr_oauth {
     char resource[SR_OAUTH_PUBLIC_URL_MAX + 8];
     bool https;
     char www[2 * SR_OAUTH_PUBLIC_URL_MAX + 128];
+    char www_invalid[2 * SR_OAUTH_PUBLIC_URL_MAX + 160];
     struct sr_oauth_store *st;
     struct fail_count fails[SR_OAUTH_FAIL_ADDRS];
     struct fail_count total;
@@ -99,6 +100,10 @@ struct sr_oauth *sr_oauth_new(const char *public_url, const char *state_dir, cha
              "WWW-Authenticate: Bearer realm=\"serena-remote\", "
              "resource_metadata=\"%s/.well-known/oauth-protected-resource/mcp\"\r\n",
              public_url);
+    snprintf(o->www_invalid, sizeof(o->www_invalid),
+             "WWW-Authenticate: Bearer realm=\"serena-remote\", error=\"invalid_token\", "
+             "resource_metadata=\"%s/.well-known/oauth-protected-resource/mcp\"\r\n",
+             public_url);
     return o;
 }
 
@@ -110,9 +115,9 @@ void sr_oauth_free(struct sr_oauth *o)
     free(o);
 }
 
-const char *sr_oauth_www_authenticate(const struct sr_oauth *o)
+const char *sr_oauth_www_authenticate(const struct sr_oauth *o, bool credential_sent)
 {
-    return o->www;
+    return credential_sent ? o->www_invalid : o->www;
 }
 
 void sr_oauth_tokens_changed(struct sr_oauth *o, const struct sr_tokens *t)

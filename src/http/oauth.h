@@ -53,8 +53,12 @@ void sr_oauth_handle(struct sr_oauth *o, struct sr_req *r, const struct sr_token
  */
 bool sr_oauth_bearer(struct sr_oauth *o, const struct sr_tokens *t, uint8_t digest[32]);
 
-/* The WWW-Authenticate line (with CRLF) every 401 carries, naming the resource metadata. */
-const char *sr_oauth_www_authenticate(const struct sr_oauth *o);
+/*
+ * The WWW-Authenticate line (with CRLF) every 401 carries, naming the resource metadata; with
+ * error="invalid_token" when a credential was sent (RFC 6750 section 3.1: a client then knows
+ * its access token expired or was revoked, and refreshes or signs in again).
+ */
+const char *sr_oauth_www_authenticate(const struct sr_oauth *o, bool credential_sent);
 
 /* The token table changed (start, SIGHUP): end every code and grant whose token is gone. */
 void sr_oauth_tokens_changed(struct sr_oauth *o, const struct sr_tokens *t);

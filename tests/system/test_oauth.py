@@ -178,8 +178,10 @@ def test_metadata_and_challenge(ogw):
     r = mcp_init(ogw, None)
     assert r.status == 401
     assert f'resource_metadata="{p}/.well-known/oauth-protected-resource/mcp"' in r.header("WWW-Authenticate")
+    assert "error=" not in r.header("WWW-Authenticate")
     r = mcp_init(ogw, "not-a-token-0123456789")
     assert r.status == 401 and "resource_metadata" in r.header("WWW-Authenticate")
+    assert 'error="invalid_token"' in r.header("WWW-Authenticate")
 
 
 def test_whole_flow(ogw, tokens):
@@ -346,6 +348,7 @@ def test_authorization_refusals(ogw, tokens):
                 peers.mcp_headers(tok["access_token"]))
     assert r.status == 400
     assert tok["access_token"].encode() not in r.body
+    assert tok["access_token"] not in ogw.log_text()
     # Static tokens are not OAuth access tokens' digests' stand-ins the other way round:
     # a refresh token is no access token.
     assert mcp_init(ogw, tok["refresh_token"]).status == 401
