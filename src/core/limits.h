@@ -130,5 +130,8 @@
 #define SR_OAUTH_FAILS_PER_ADDR  5
 #define SR_OAUTH_FAILS_TOTAL     30
 #define SR_OAUTH_FAIL_ADDRS      256
+/* Registrations (an open endpoint) accepted per client address and in total per window. */
+#define SR_OAUTH_REGISTER_PER_ADDR 10
+#define SR_OAUTH_REGISTER_TOTAL    60
 
 #endif

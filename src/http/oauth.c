@@ -42,8 +42,10 @@ struct sr_oauth {
     char www[2 * SR_OAUTH_PUBLIC_URL_MAX + 128];
     char www_invalid[2 * SR_OAUTH_PUBLIC_URL_MAX + 160];
     struct sr_oauth_store *st;
-    struct fail_count fails[SR_OAUTH_FAIL_ADDRS];
+    struct fail_count fails[SR_OAUTH_FAIL_ADDRS]; /* wrong tokens on the consent page */
     struct fail_count total;
+    struct fail_count regs[SR_OAUTH_FAIL_ADDRS]; /* registrations */
+    struct fail_count regs_total;
 };
 
 /*
@@ -248,6 +250,10 @@ static void answer_metadata(struct sr_oauth *o, struct sr_req *r, bool server)
 
 /* ---- registration (RFC 7591) ----------------------------------------------------- */
 
+static void peer_host(struct sr_req *r, char *out, size_t cap);
+static bool window_full(struct fail_count *f, int64_t now, uint32_t max);
+static struct fail_count *fails_for(struct fail_count *table, const char *addr, int64_t now);
+
 static void answer_register(struct sr_oauth *o, struct sr_req *r)
 {
     struct evbuffer *b = sr_req_body(r);
@@ -255,6 +261,25 @@ static void answer_register(struct sr_oauth *o, struct sr_req *r)
     static struct sr_oauth_reg reg;
     const char *error = "", *why = "";
     const char *body = n ? (const char *)evbuffer_pullup(b, -1) : "";
+    /* An open endpoint: bounded per client address and in total, so a flood cannot churn the
+     * registrations of clients people use (the store also evicts those without grants first). */
+    char addr[64];
+    int64_t now = now_s();
+    peer_host(r, addr, sizeof(addr));
+    struct fail_count *rc = fails_for(o->regs, addr, now);
+    if (window_full(rc, now, SR_OAUTH_REGISTER_PER_ADDR) ||
+        window_full(&o->regs_total, now, SR_OAUTH_REGISTER_TOTAL)) {
+        char doc[256];
+        int dn = snprintf(doc, sizeof(doc), "%s",
+                          "{\"error\":\"invalid_request\",\"error_description\":\"Too many "
+                          "registrations; try again in a minute.\"}");
+        sr_resp_simple(r, 429, "application/json",
+                       "Cache-Control: no-store\r\nRetry-After: 60\r\n" CORS, doc,
+                       dn < 0 ? 0 : (size_t)dn);
+        return;
+    }
+    rc->n++;
+    o->regs_total.n++;
     if (sr_oauth_registration_parse(body, n, g_reg_toks, sizeof(g_reg_toks) / sizeof(g_reg_toks[0]),
                                     &reg, &error, &why) != 0) {
         oauth_error(r, 400, error, why);
@@ -612,14 +637,15 @@ static bool window_full(struct fail_count *f, int64_t now, uint32_t max)
     return f->n >= max;
 }
 
-static struct fail_count *fails_for(struct sr_oauth *o, const char *addr, int64_t now)
+/* table: SR_OAUTH_FAIL_ADDRS counters, one per client address. */
+static struct fail_count *fails_for(struct fail_count *table, const char *addr, int64_t now)
 {
-    struct fail_count *oldest = &o->fails[0];
+    struct fail_count *oldest = &table[0];
     for (uint32_t i = 0; i < SR_OAUTH_FAIL_ADDRS; i++) {
-        if (strcmp(o->fails[i].addr, addr) == 0)
-            return &o->fails[i];
-        if (o->fails[i].start < oldest->start)
-            oldest = &o->fails[i];
+        if (strcmp(table[i].addr, addr) == 0)
+            return &table[i];
+        if (table[i].start < oldest->start)
+            oldest = &table[i];
     }
     /* Reuse the slot whose window started longest ago (it has most likely expired). */
     snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
@@ -690,7 +716,7 @@ static void consent(struct sr_oauth *o, struct sr_req *r, const struct sr_tokens
     int64_t now = now_s();
     char addr[64];
     peer_host(r, addr, sizeof(addr));
-    struct fail_count *fc = fails_for(o, addr, now);
+    struct fail_count *fc = fails_for(o->fails, addr, now);
     if (window_full(fc, now, SR_OAUTH_FAILS_PER_ADDR) ||
         window_full(&o->total, now, SR_OAUTH_FAILS_TOTAL)) {
         error_page(r, 429,

@@ -273,17 +273,39 @@ int sr_oauth_store_save(struct sr_oauth_store *s, int64_t now)
     return 0;
 }
 
+/* True when some code or token of client id is still kept. */
+static bool client_has_grants(const struct sr_oauth_store *s, const char *id)
+{
+    for (uint32_t i = 0; i < SR_OAUTH_CODES_MAX; i++)
+        if (s->codes[i].used && strcmp(s->codes[i].b.client_id, id) == 0)
+            return true;
+    for (uint32_t i = 0; i < SR_OAUTH_GRANTS_MAX; i++)
+        if (s->grants[i].kind && strcmp(s->grants[i].b.client_id, id) == 0)
+            return true;
+    return false;
+}
+
 struct sr_oauth_client *sr_oauth_store_new_client(struct sr_oauth_store *s)
 {
-    struct sr_oauth_client *lru = &s->clients[0];
+    struct sr_oauth_client *lru = NULL, *lru_idle = NULL;
     for (uint32_t i = 0; i < SR_OAUTH_CLIENTS_MAX; i++) {
-        if (!s->clients[i].used)
-            return memset(&s->clients[i], 0, sizeof(s->clients[i]));
-        if (s->clients[i].last_used < lru->last_used)
-            lru = &s->clients[i];
+        struct sr_oauth_client *c = &s->clients[i];
+        if (!c->used)
+            return memset(c, 0, sizeof(*c));
+        if (!lru || c->last_used < lru->last_used)
+            lru = c;
     }
-    sr_log_event("info", "OAuth: %u registrations kept; the least recently used one is dropped",
-                 SR_OAUTH_CLIENTS_MAX);
+    /* Full: a registration nobody signed in with goes first (a flood of registrations then
+     * only churns itself), else the least recently used one. */
+    for (uint32_t i = 0; i < SR_OAUTH_CLIENTS_MAX; i++) {
+        struct sr_oauth_client *c = &s->clients[i];
+        if ((!lru_idle || c->last_used < lru_idle->last_used) && !client_has_grants(s, c->id))
+            lru_idle = c;
+    }
+    if (lru_idle)
+        lru = lru_idle;
+    sr_log_event("info", "OAuth: %u registrations kept; client %s (%s) is dropped to make room",
+                 SR_OAUTH_CLIENTS_MAX, lru->id, lru_idle ? "no sign-in" : "least recently used");
     return memset(lru, 0, sizeof(*lru));
 }
 

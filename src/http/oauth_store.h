@@ -80,7 +80,8 @@ int sr_oauth_store_save(struct sr_oauth_store *s, int64_t now);
 /* Remove expired records (also done by save). */
 void sr_oauth_store_sweep(struct sr_oauth_store *s, int64_t now);
 
-/* Slots: a free (or reclaimed) one; never NULL. */
+/* Slots: a free (or reclaimed) one; never NULL. A full client table gives up the least
+ * recently used registration that no code or token refers to, else the least recently used. */
 struct sr_oauth_client *sr_oauth_store_new_client(struct sr_oauth_store *s);
 struct sr_oauth_code *sr_oauth_store_new_code(struct sr_oauth_store *s);
 struct sr_oauth_grant *sr_oauth_store_new_grant(struct sr_oauth_store *s);

@@ -384,6 +384,18 @@ def test_consent_rate_limited(run_dir, tmp_dir, everything, tokens):
         g.stop()
 
 
+def test_registration_rate_limited(run_dir, tmp_dir, everything, tokens):
+    g = start_oauth_gateway(run_dir, everything.port, tmp_dir / "state", {"API_TOKENS_JSON": json.dumps(tokens)})
+    try:
+        for _ in range(10):
+            register(g)
+        r = request(g.port, "POST", "/oauth/register", json.dumps({"redirect_uris": [REDIRECT]}),
+                    {"Content-Type": "application/json"})
+        assert r.status == 429 and r.header("Retry-After") == "60", r
+    finally:
+        g.stop()
+
+
 def test_grants_survive_restart_and_end_with_their_token(run_dir, tmp_dir, everything):
     alice, bob = peers.new_token("alice"), peers.new_token("bob")
     tf = tmp_dir / "tokens.json"

@@ -180,6 +180,37 @@ static void test_families_and_room(void **state)
     sr_oauth_store_free(s);
 }
 
+static void test_full_clients(void **state)
+{
+    char err[256];
+    (void)state;
+    struct sr_oauth_store *s = sr_oauth_store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    for (uint32_t i = 0; i < SR_OAUTH_CLIENTS_MAX; i++) {
+        struct sr_oauth_client *c = sr_oauth_store_new_client(s);
+        snprintf(c->id, sizeof(c->id), "client%016u", i);
+        c->last_used = 100 + i;
+        c->used = true;
+    }
+    /* The oldest two have a token; the third oldest has none and is the one dropped. */
+    for (uint32_t i = 0; i < 2; i++) {
+        struct sr_oauth_grant *g = sr_oauth_store_new_grant(s);
+        g->kind = SR_OAUTH_REFRESH;
+        memset(g->digest, (int)i + 1, 32);
+        snprintf(g->b.client_id, sizeof(g->b.client_id), "client%016u", i);
+        g->expires = 1000;
+    }
+    struct sr_oauth_client *c = sr_oauth_store_new_client(s);
+    assert_string_equal(c->id, "");
+    snprintf(c->id, sizeof(c->id), "%s", "newclient0000000000000");
+    c->used = true;
+    c->last_used = 5000;
+    assert_non_null(sr_oauth_store_client(s, "client0000000000000000"));
+    assert_non_null(sr_oauth_store_client(s, "client0000000000000001"));
+    assert_null(sr_oauth_store_client(s, "client0000000000000002"));
+    sr_oauth_store_free(s);
+}
+
 static void test_damaged(void **state)
 {
     char err[256];
@@ -211,6 +242,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_families_and_room, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
