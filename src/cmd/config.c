@@ -85,8 +85,13 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
     [SR_SET_STORE] = {"--store", "SERENA_REMOTE_STORE", NULL, false,
                       "snapshot store: file:/abs/dir or none (default: file:<state-dir>/snapshots;"
                       " SERENA_R2_STATE_ENABLED=1 selects S3/R2)"},
-    [SR_SET_SNAPSHOT_EXCLUDE] = {NULL, "SERENA_SNAPSHOT_EXCLUDE", "language_servers,logs", false,
-                                 "top-level names of SERENA_HOME left out of snapshots"},
+    [SR_SET_SNAPSHOT_EXCLUDE] = {NULL, "SERENA_SNAPSHOT_EXCLUDE",
+                                 "home/language_servers,home/logs,home/.cache,node_modules,.venv,"
+                                 "__pycache__",
+                                 false,
+                                 "left out of snapshots: a path from the route's directory "
+                                 "(home/logs) or a name at any depth (node_modules), comma "
+                                 "separated"},
     [SR_SET_SNAPSHOT_KEY] = {NULL, "SERENA_SNAPSHOT_KEY", NULL, true,
                              "base64 key(s) of 32 bytes encrypting every stored object, comma "
                              "separated, the first encrypts (`serena-remote token --snapshot-key`)"

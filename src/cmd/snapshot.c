@@ -81,7 +81,7 @@ static void usage(enum snap_cmd c, FILE *f)
     if (c == CMD_TAKE)
         fprintf(f,
                 "Usage: serena-remote snapshot --state DIR [--route NAME] [--force] [options]\n\n"
-                "Archive DIR (a SERENA_HOME) as tar.zst and upload it to NAME's partition,\n"
+                "Snapshot DIR (a SERENA_HOME): upload what is new to NAME's partition,\n"
                 "unless its content is unchanged since the newest snapshot (--force takes one\n"
                 "anyway).\n\n");
     else if (c == CMD_RESTORE)

@@ -126,6 +126,8 @@ static bool parse_line(struct sr_snapshot_job *j, int *status, struct sr_snapsho
     get_s(&d, "key", r->key, sizeof(r->key));
     get_s(&d, "sha256", r->sha256, sizeof(r->sha256));
     r->size = (uint64_t)get_i64(&d, "size");
+    r->added = (uint64_t)get_i64(&d, "added");
+    r->total = (uint64_t)get_i64(&d, "total");
     r->files = (uint64_t)get_i64(&d, "files");
     r->created = get_i64(&d, "created");
     get_s(&d, "note", r->note, sizeof(r->note));
@@ -247,6 +249,10 @@ static int build_request(char *buf, size_t cap, enum sr_snapshot_op op,
     sr_jw_cstr(&w, o->prefix ? o->prefix : "");
     sr_jw_key(&w, "partition");
     sr_jw_cstr(&w, o->partition ? o->partition : "");
+    if (o->work) {
+        sr_jw_key(&w, "work");
+        sr_jw_cstr(&w, o->work);
+    }
     if (o->excludes) {
         sr_jw_key(&w, "excludes");
         sr_jw_cstr(&w, o->excludes);

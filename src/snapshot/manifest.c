@@ -112,8 +112,8 @@ int sr_manifest_parse(struct sr_manifest *m, const char *buf, size_t len, char *
         goto out;
     }
     int64_t format;
-    if (!get_int(&d, 0, "format", &format) || format != SR_MANIFEST_FORMAT) {
-        fail(m, err, errlen, "missing or unknown \"format\" (this build reads format 1)");
+    if (!get_int(&d, 0, "format", &format) || format < 1 || format > SR_MANIFEST_FORMAT) {
+        fail(m, err, errlen, "missing or unknown \"format\" (this build reads formats 1 and 2)");
         goto out;
     }
     if (!get_str(&d, 0, "partition", m->partition, sizeof(m->partition)) ||
@@ -153,9 +153,18 @@ int sr_manifest_parse(struct sr_manifest *m, const char *buf, size_t len, char *
                 goto out;
             }
         }
+        /* Format 2 (tree snapshots): what the snapshot added to the store and what it uses. */
+        int64_t added = 0, total = 0;
+        if ((sr_json_obj_get(&d, i, "added", 5) >= 0 && (!get_int(&d, i, "added", &added))) ||
+            (sr_json_obj_get(&d, i, "total", 5) >= 0 && (!get_int(&d, i, "total", &total)))) {
+            fail(m, err, errlen, "a snapshot entry has a malformed \"added\" or \"total\"");
+            goto out;
+        }
         e->size = (uint64_t)size;
         e->files = (uint64_t)files;
         e->created = created;
+        e->added = (uint64_t)added;
+        e->total = (uint64_t)total;
         m->n = k + 1;
     }
     rc = 0;
@@ -190,6 +199,12 @@ int sr_manifest_write(const struct sr_manifest *m, char *buf, size_t cap, size_t
         sr_jw_int(&w, (int64_t)e->files);
         sr_jw_key(&w, "fingerprint");
         sr_jw_cstr(&w, e->fingerprint);
+        if (e->added || e->total) {
+            sr_jw_key(&w, "added");
+            sr_jw_int(&w, (int64_t)e->added);
+            sr_jw_key(&w, "total");
+            sr_jw_int(&w, (int64_t)e->total);
+        }
         sr_jw_obj_end(&w);
     }
     sr_jw_arr_end(&w);

@@ -1,9 +1,14 @@
 /*
  * The snapshot manifest: <prefix>/<partition>/manifest.json.
  *
- *   {"format":1,"partition":"p","snapshots":[
+ *   {"format":2,"partition":"p","snapshots":[
  *     {"key":"..","sha256":"<64 hex>","size":N,"created":unix,"files":N,
- *      "fingerprint":"<64 hex>"}, ...]}            newest first
+ *      "fingerprint":"<64 hex>","added":N,"total":N}, ...]}   newest first
+ *
+ * A key ending in ".tree" is a tree snapshot (format 2: sha256 and size are
+ * the tree object's, "added" what the snapshot added to the store, "total"
+ * the bytes of the tree and every pack it uses); one ending in ".tar.zst"
+ * is an archive (format 1, which a format 2 manifest may still list).
  *
  * Parsed with the core's strict JSON reader. Anything malformed (bad JSON,
  * a wrong type, a key outside [A-Za-z0-9._/-], a digest that is not 64
@@ -22,7 +27,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#define SR_MANIFEST_FORMAT    1
+#define SR_MANIFEST_FORMAT    2
 #define SR_MANIFEST_MAX       256            /* entries; also the highest retention */
 #define SR_MANIFEST_MAX_BYTES (256u * 1024u) /* a larger manifest is refused as corrupt */
 #define SR_MANIFEST_KEY_MAX   512
@@ -39,6 +44,8 @@ struct sr_manifest_entry {
     uint64_t size;
     uint64_t files;
     int64_t created;
+    uint64_t added; /* tree snapshots: bytes this snapshot added to the store */
+    uint64_t total; /* tree snapshots: bytes of its tree and of every pack it uses */
 };
 
 struct sr_manifest {

@@ -30,15 +30,20 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+#include <zstd.h>
+
 #include "core/json.h"
+#include "core/mem.h"
 #include "snapshot/archive.h"
+#include "snapshot/internal.h"
 #include "snapshot/manifest.h"
 #include "snapshot/progress.h"
+#include "snapshot/scan.h"
 
-#define SUFFIX ".tar.zst"
+#define SUFFIX SR_SNAP_SUFFIX_TAR
 
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int code,
-                                                      const char *fmt, ...)
+int sr_snap_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     va_list ap;
     if (err && errlen) {
@@ -48,10 +53,9 @@ __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, 
     }
     return code;
 }
+#define fail sr_snap_fail
 
-/* Append a sentence to r->note ("; " between sentences), truncating quietly. */
-__attribute__((format(printf, 2, 3))) static void note(struct sr_snapshot_result *r,
-                                                       const char *fmt, ...)
+void sr_snap_note(struct sr_snapshot_result *r, const char *fmt, ...)
 {
     size_t used = strlen(r->note);
     va_list ap;
@@ -86,15 +90,34 @@ static int check_opts(const struct sr_snapshot_opts *o, char *err, size_t errlen
     return 0;
 }
 
-static void manifest_key(const struct sr_snapshot_opts *o, char *out, size_t cap)
+void sr_snap_manifest_key(const struct sr_snapshot_opts *o, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s/manifest.json", o->prefix, o->partition);
+}
+#define manifest_key sr_snap_manifest_key
+
+void sr_snap_packs_prefix(const struct sr_snapshot_opts *o, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s/packs/", o->prefix, o->partition);
+}
+
+static bool ends_with(const char *s, const char *sfx)
+{
+    size_t n = strlen(s), k = strlen(sfx);
+    return n >= k && strcmp(s + n - k, sfx) == 0;
+}
+
+bool sr_snap_is_tree(const char *key)
+{
+    return ends_with(key, SR_SNAP_SUFFIX_TREE);
 }
 
 /*
  * Read the manifest. 0 with *found set when it was read and parsed; 0 with
  * *found false when it is missing or corrupt (the reason goes to r->note);
- * a negative store error when the store itself failed.
+ * a negative store error when the store itself failed or the manifest
+ * cannot be opened with our keys (a wrong key must never look like "no
+ * manifest": a snapshot would then replace it).
  */
 static int load_manifest(struct sr_store *s, const struct sr_snapshot_opts *o,
                          struct sr_manifest *m, bool *found, struct sr_snapshot_result *r,
@@ -115,7 +138,7 @@ static int load_manifest(struct sr_store *s, const struct sr_snapshot_opts *o,
     if (rc == SR_STORE_E_CORRUPT || (rc == 0 && sr_manifest_parse(m, data, n, why, sizeof(why)))) {
         if (rc != 0)
             snprintf(why, sizeof(why), "the manifest is unreadable: %s", err);
-        note(r, "%s: %s", mkey, why);
+        sr_snap_note(r, "%s: %s", mkey, why);
         memset(m, 0, sizeof(*m));
         rc = 0;
         goto out;
@@ -131,14 +154,15 @@ out:
 
 static uint32_t key_seq(const char *key)
 {
-    /* ".../yyyymmddThhmmssZ-<seq>.tar.zst" */
+    /* ".../yyyymmddThhmmssZ-<seq>.tar.zst" or ".tree" */
     const char *dash = strrchr(key, '-');
     const char *slash = strrchr(key, '/');
     if (!dash || (slash && dash < slash))
         return 0;
     char *end;
     unsigned long v = strtoul(dash + 1, &end, 10);
-    if (end == dash + 1 || strcmp(end, SUFFIX) != 0 || v > 99999999ul)
+    if (end == dash + 1 || (strcmp(end, SUFFIX) != 0 && strcmp(end, SR_SNAP_SUFFIX_TREE) != 0) ||
+        v > 99999999ul)
         return 0;
     return (uint32_t)v;
 }
@@ -155,172 +179,145 @@ static int64_t key_time(const char *key)
     return (int64_t)timegm(&tm);
 }
 
-static const char *tmpdir(void)
+int sr_snap_new_key(struct sr_store *s, const struct sr_snapshot_opts *o,
+                    const struct sr_manifest *m, int64_t now, const char *suffix, char *key,
+                    size_t cap, char *err, size_t errlen)
 {
-    const char *t = getenv("TMPDIR");
-    return t && *t == '/' ? t : "/tmp";
+    /* UTC time, then a sequence number that only grows within the partition. */
+    time_t t = (time_t)now;
+    struct tm tm;
+    char stamp[32];
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    uint32_t seq = m->n ? key_seq(m->e[0].key) + 1 : 1;
+    for (int tries = 0;; tries++) {
+        uint64_t sz;
+        snprintf(key, cap, "%s/%s/%s-%06u%s", o->prefix, o->partition, stamp, seq, suffix);
+        int rc = sr_store_head(s, key, &sz, err, errlen);
+        if (rc == SR_STORE_E_NOTFOUND)
+            break;
+        /* A sealed object we cannot open still occupies its key. */
+        if (rc < 0 && rc != SR_STORE_E_KEY && rc != SR_STORE_E_CORRUPT)
+            return rc;
+        /* Left behind by a worker killed after its upload: never overwrite, take the next. */
+        if (tries > 100)
+            return fail(err, errlen, SR_STORE_E_IO, "cannot find a free key near %s", key);
+        seq++;
+    }
+    if (!sr_manifest_key_ok(key))
+        return fail(err, errlen, SR_STORE_E_CONFIG, "the snapshot key %s is too long", key);
+    return 0;
+}
+
+int sr_snap_put_manifest(struct sr_store *s, const struct sr_snapshot_opts *o,
+                         const struct sr_manifest *m, char *err, size_t errlen)
+{
+    char mkey[SR_MANIFEST_KEY_MAX + 32];
+    size_t mlen = 0;
+    char *mbuf = malloc(SR_MANIFEST_MAX_BYTES);
+    if (!mbuf)
+        return fail(err, errlen, SR_STORE_E_IO, "out of memory");
+    if (sr_manifest_write(m, mbuf, SR_MANIFEST_MAX_BYTES, &mlen) < 0) {
+        free(mbuf);
+        return fail(err, errlen, SR_STORE_E_IO, "the manifest does not fit in 256 KiB");
+    }
+    manifest_key(o, mkey, sizeof(mkey));
+    int rc = sr_store_put_bytes(s, mkey, mbuf, mlen, err, errlen);
+    free(mbuf);
+    return rc;
+}
+
+int sr_snap_get_tree(struct sr_store *s, const char *key, const char *sha256, struct sr_tree *t,
+                     char *err, size_t errlen)
+{
+    char *data = NULL;
+    size_t n = 0;
+    int rc = sr_store_get_bytes(s, key, SR_SNAP_TREE_OBJ_MAX, &data, &n, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (sha256 && sha256[0]) {
+        uint8_t d[32];
+        unsigned int dl = 0;
+        char hex[65];
+        EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL);
+        sr_hex_encode(d, 32, hex);
+        hex[64] = '\0';
+        if (strcmp(hex, sha256) != 0) {
+            free(data);
+            return fail(err, errlen, SR_STORE_E_CORRUPT,
+                        "%s is corrupt: its SHA-256 does not match the manifest", key);
+        }
+    }
+    /* Decompressed with a bound, whatever the frame header claims. */
+    ZSTD_DStream *ds = ZSTD_createDStream();
+    size_t cap = 1u << 20, len = 0;
+    uint8_t *out = malloc(cap);
+    rc = SR_STORE_E_CORRUPT;
+    if (!ds || !out) {
+        rc = fail(err, errlen, SR_STORE_E_IO, "out of memory");
+        goto out;
+    }
+    ZSTD_initDStream(ds);
+    ZSTD_inBuffer in = {data, n, 0};
+    size_t ret = 1;
+    while (ret != 0) {
+        if (len == cap) {
+            if (cap >= SR_TREE_MAX_BYTES) {
+                fail(err, errlen, rc, "%s decompresses to more than 1 GiB", key);
+                goto out;
+            }
+            uint8_t *no = realloc(out, cap * 2);
+            if (!no) {
+                rc = fail(err, errlen, SR_STORE_E_IO, "out of memory");
+                goto out;
+            }
+            out = no;
+            cap *= 2;
+        }
+        ZSTD_outBuffer ob = {out, cap, len};
+        ret = ZSTD_decompressStream(ds, &ob, &in);
+        len = ob.pos;
+        if (ZSTD_isError(ret)) {
+            fail(err, errlen, rc, "%s is damaged: %s", key, ZSTD_getErrorName(ret));
+            goto out;
+        }
+        if (ret != 0 && in.pos == in.size && ob.pos < ob.size) {
+            fail(err, errlen, rc, "%s is truncated", key);
+            goto out;
+        }
+    }
+    if (in.pos != in.size) {
+        fail(err, errlen, rc, "%s has bytes after its end", key);
+        goto out;
+    }
+    char why[256];
+    if (sr_tree_decode(t, out, len, why, sizeof(why)) != 0) {
+        fail(err, errlen, rc, "%s is not a valid snapshot tree: %s", key, why);
+        goto out;
+    }
+    rc = 0;
+out:
+    ZSTD_freeDStream(ds);
+    free(out);
+    free(data);
+    return rc;
 }
 
 /* -------------------------------------------------------------------- take */
 
-struct create_progress {
-    struct sr_progress bar;
-};
-
-static void on_create_progress(void *arg, uint64_t done, uint64_t total)
-{
-    (void)total;
-    sr_progress_update(&((struct create_progress *)arg)->bar, done);
-}
-
 int sr_snapshot_take(struct sr_store *s, const struct sr_snapshot_opts *o, const char *home,
                      struct sr_snapshot_result *r, char *err, size_t errlen)
 {
-    int rc;
-    int fd = -1;
-    char tmp[4096] = "";
-    struct sr_manifest *m = calloc(1, sizeof(*m));
-    struct sr_manifest_entry *dropped = calloc(SR_MANIFEST_MAX, sizeof(*dropped));
-    char *mbuf = malloc(SR_MANIFEST_MAX_BYTES);
-    struct sr_archive_info fp, ai;
     bool found;
     memset(r, 0, sizeof(*r));
-    if (!m || !dropped || !mbuf) {
-        rc = fail(err, errlen, SR_STORE_E_IO, "out of memory");
-        goto out;
-    }
-    rc = check_opts(o, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = from_archive(sr_archive_fingerprint(home, o->excludes, &fp, err, errlen));
-    if (rc < 0)
-        goto out;
-    rc = load_manifest(s, o, m, &found, r, err, errlen);
-    if (rc < 0)
-        goto out;
-    if (!o->force && m->n && strcmp(m->e[0].fingerprint, fp.fingerprint) == 0) {
-        const struct sr_manifest_entry *e = &m->e[0];
-        r->skipped = true;
-        snprintf(r->key, sizeof(r->key), "%s", e->key);
-        snprintf(r->sha256, sizeof(r->sha256), "%s", e->sha256);
-        r->size = e->size;
-        r->files = e->files;
-        r->created = e->created;
-        note(r, "unchanged since %s: nothing uploaded", e->key);
-        rc = 0;
-        goto out;
-    }
-
-    /* Archive into a private temporary file. */
-    snprintf(tmp, sizeof(tmp), "%s/serena-remote-snap-XXXXXX" SUFFIX, tmpdir());
-    fd = mkostemps(tmp, (int)strlen(SUFFIX), O_CLOEXEC);
-    if (fd < 0) {
-        rc = fail(err, errlen, SR_STORE_E_IO,
-                  "cannot create a temporary file in %s: %s (set TMPDIR to a writable directory)",
-                  tmpdir(), strerror(errno));
-        tmp[0] = '\0';
-        goto out;
-    }
-    struct create_progress cp;
-    sr_progress_begin(&cp.bar, o->progress, "archiving", fp.bytes);
-    rc = from_archive(sr_archive_create(home, o->excludes, fd, &ai, on_create_progress, &cp,
-                                        fp.bytes, err, errlen));
-    sr_progress_end(&cp.bar, ai.bytes);
-    if (rc < 0)
-        goto out;
-
-    /* Name it: UTC time, then a sequence number that only grows within the partition. */
-    time_t now = time(NULL);
-    struct tm tm;
-    char stamp[32];
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    uint32_t seq = m->n ? key_seq(m->e[0].key) + 1 : 1;
-    char key[SR_MANIFEST_KEY_MAX];
-    for (int tries = 0;; tries++) {
-        uint64_t sz;
-        snprintf(key, sizeof(key), "%s/%s/%s-%06u" SUFFIX, o->prefix, o->partition, stamp, seq);
-        rc = sr_store_head(s, key, &sz, err, errlen);
-        if (rc == SR_STORE_E_NOTFOUND)
-            break;
-        if (rc < 0)
-            goto out;
-        /* Left behind by a worker killed after its upload: never overwrite, take the next. */
-        if (tries > 100) {
-            rc = fail(err, errlen, SR_STORE_E_IO, "cannot find a free key near %s", key);
-            goto out;
-        }
-        seq++;
-    }
-    if (!sr_manifest_key_ok(key)) {
-        rc = fail(err, errlen, SR_STORE_E_CONFIG, "the snapshot key %s is too long", key);
-        goto out;
-    }
-
-    struct sr_progress up;
-    sr_progress_begin(&up, o->progress, "uploading", 0);
-    rc = sr_store_put_file(s, key, tmp, ai.sha256, err, errlen);
-    sr_progress_end(&up, rc == 0 ? ai.size : 0);
-    if (rc < 0)
-        goto out;
-    uint64_t stored = 0;
-    rc = sr_store_head(s, key, &stored, err, errlen);
-    if (rc == 0 && stored != ai.size) {
-        rc = fail(err, errlen, SR_STORE_E_CORRUPT,
-                  "the store holds %llu bytes for %s but we uploaded %llu: the snapshot was "
-                  "not recorded; check the store",
-                  (unsigned long long)stored, key, (unsigned long long)ai.size);
-        char e2[64];
-        sr_store_delete(s, key, e2, sizeof(e2));
-    }
-    if (rc < 0)
-        goto out;
-
-    /* Record it; only then is anything older deleted. */
-    struct sr_manifest_entry e = {0};
-    snprintf(e.key, sizeof(e.key), "%s", key);
-    memcpy(e.sha256, ai.sha256, sizeof(e.sha256));
-    memcpy(e.fingerprint, ai.fingerprint, sizeof(e.fingerprint));
-    e.size = ai.size;
-    e.files = ai.files;
-    e.created = (int64_t)now;
-    uint32_t ndropped = 0;
-    sr_manifest_push(m, &e, o->retention ? o->retention : 1, dropped, &ndropped);
-    size_t mlen = 0;
-    if (sr_manifest_write(m, mbuf, SR_MANIFEST_MAX_BYTES, &mlen) < 0) {
-        rc = fail(err, errlen, SR_STORE_E_IO, "the manifest does not fit in 256 KiB");
-        goto out;
-    }
-    char mkey[SR_MANIFEST_KEY_MAX + 32];
-    manifest_key(o, mkey, sizeof(mkey));
-    rc = sr_store_put_bytes(s, mkey, mbuf, mlen, err, errlen);
-    if (rc < 0) {
-        /* The archive is stored but unnamed; removing it keeps the store tidy. */
-        char e2[64];
-        sr_store_delete(s, key, e2, sizeof(e2));
-        goto out;
-    }
-    for (uint32_t i = 0; i < ndropped; i++) {
-        char e2[256];
-        if (sr_store_delete(s, dropped[i].key, e2, sizeof(e2)) < 0)
-            note(r, "retention could not delete %s (%s); it stays in the store", dropped[i].key,
-                 e2);
-    }
-    if (ndropped)
-        note(r, "retention removed %u older snapshot(s)", ndropped);
-    snprintf(r->key, sizeof(r->key), "%s", key);
-    memcpy(r->sha256, ai.sha256, sizeof(r->sha256));
-    r->size = ai.size;
-    r->files = ai.files;
-    r->created = (int64_t)now;
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp[0])
-        unlink(tmp);
-    free(mbuf);
-    free(dropped);
+    struct sr_manifest *m = calloc(1, sizeof(*m));
+    if (!m)
+        return fail(err, errlen, SR_STORE_E_IO, "out of memory");
+    int rc = check_opts(o, err, errlen);
+    if (rc == 0)
+        rc = load_manifest(s, o, m, &found, r, err, errlen);
+    if (rc == 0)
+        rc = sr_snap_take_tree(s, o, home, m, found, r, err, errlen);
     free(m);
     return rc;
 }
@@ -329,7 +326,7 @@ out:
 
 struct listing {
     char prefix[SR_MANIFEST_KEY_MAX + 2];
-    struct sr_store_object *obj; /* ring of the last SR_MANIFEST_MAX archives, in key order */
+    struct sr_store_object *obj; /* ring of the last SR_MANIFEST_MAX snapshots, in key order */
     uint32_t n;
     uint64_t seen;
 };
@@ -339,10 +336,11 @@ static int on_object(void *arg, const struct sr_store_object *ob)
     struct listing *l = arg;
     size_t pl = strlen(l->prefix);
     size_t kl = strlen(ob->key);
-    /* Only archives directly in the partition: "<prefix>/<partition>/<name>.tar.zst". */
+    /* Only snapshots directly in the partition: "<prefix>/<partition>/<name>.tar.zst" or
+     * ".tree" (packs live one level down). */
     if (strncmp(ob->key, l->prefix, pl) != 0 || strchr(ob->key + pl, '/') ||
-        kl < pl + sizeof(SUFFIX) || strcmp(ob->key + kl - (sizeof(SUFFIX) - 1), SUFFIX) != 0 ||
-        !sr_manifest_key_ok(ob->key) || kl >= SR_MANIFEST_KEY_MAX)
+        (!ends_with(ob->key, SUFFIX) && !ends_with(ob->key, SR_SNAP_SUFFIX_TREE)) ||
+        !key_seq(ob->key) || !sr_manifest_key_ok(ob->key) || kl >= SR_MANIFEST_KEY_MAX)
         return 0;
     l->obj[l->seen % SR_MANIFEST_MAX] = *ob;
     l->seen++;
@@ -448,8 +446,8 @@ static void on_extract_progress(void *arg, uint64_t done, uint64_t total)
 }
 
 /* Split home into its parent directory and base name. */
-static int split_home(const char *home, char *parent, size_t pcap, char *base, size_t bcap,
-                      char *err, size_t errlen)
+int sr_snap_split(const char *home, char *parent, size_t pcap, char *base, size_t bcap, char *err,
+                  size_t errlen)
 {
     size_t n = strlen(home);
     while (n > 1 && home[n - 1] == '/')
@@ -473,7 +471,7 @@ static int split_home(const char *home, char *parent, size_t pcap, char *base, s
 }
 
 /* Remove leftovers of restores that were killed: ".<base>.restore-*" and "<base>.old-*". */
-static void clean_stale(const char *parent, const char *base)
+void sr_snap_clean_stale(const char *parent, const char *base)
 {
     char a[300], b[300], p[4096];
     snprintf(a, sizeof(a), ".%s.restore-", base);
@@ -491,19 +489,30 @@ static void clean_stale(const char *parent, const char *base)
     closedir(d);
 }
 
-/* Move excluded top-level names (language servers, logs) between trees; see swap_in. */
-static void move_excluded(const char *excludes, const char *from, const char *to)
+/*
+ * Move excluded top-level names of a member (downloaded language servers, logs, a
+ * node_modules) between trees; see swap_in. "home/logs" names logs at the top of home;
+ * a name without '/' is excluded at any depth, and is kept here when it is at the top.
+ */
+static void move_excluded(const char *excludes, const char *member, const char *from,
+                          const char *to)
 {
-    char list[1024];
-    snprintf(list, sizeof(list), "%s", excludes ? excludes : SR_ARCHIVE_EXCLUDES);
+    char list[2048];
+    snprintf(list, sizeof(list), "%s", excludes ? excludes : SR_SNAPSHOT_EXCLUDES);
+    size_t ml = strlen(member);
     char *save = NULL;
     for (char *nm = strtok_r(list, ",", &save); nm; nm = strtok_r(NULL, ",", &save)) {
         while (*nm == ' ')
             nm++;
         size_t n = strlen(nm);
-        while (n && nm[n - 1] == ' ')
+        while (n && (nm[n - 1] == ' ' || nm[n - 1] == '/'))
             nm[--n] = '\0';
-        if (!n || strchr(nm, '/') || strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
+        if (strchr(nm, '/')) {
+            if (strncmp(nm, member, ml) != 0 || nm[ml] != '/')
+                continue;
+            nm += ml + 1;
+        }
+        if (!*nm || strchr(nm, '/') || strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
             continue;
         char a[4096], b[4096];
         struct stat st;
@@ -520,8 +529,8 @@ static void move_excluded(const char *excludes, const char *from, const char *to
  * they move into the new tree first, so a restore does not throw away
  * hundreds of megabytes that the snapshot deliberately left out.
  */
-static int swap_in(const char *home, const char *tree, const char *parent, const char *base,
-                   const char *excludes, char *err, size_t errlen)
+int sr_snap_swap_in(const char *home, const char *tree, const char *parent, const char *base,
+                    const char *excludes, const char *member, char *err, size_t errlen)
 {
     struct stat st;
     if (lstat(home, &st) < 0) {
@@ -537,16 +546,16 @@ static int swap_in(const char *home, const char *tree, const char *parent, const
                     "%s exists and is not a directory: move it away and retry", home);
     char old[4096];
     snprintf(old, sizeof(old), "%s/%s.old-%lld", parent, base, (long long)time(NULL));
-    move_excluded(excludes, home, tree);
+    move_excluded(excludes, member, home, tree);
     if (rename(home, old) < 0) {
         int e = errno;
-        move_excluded(excludes, tree, home);
+        move_excluded(excludes, member, tree, home);
         return fail(err, errlen, SR_STORE_E_IO, "cannot move %s aside: %s", home, strerror(e));
     }
     if (rename(tree, home) < 0) {
         int e = errno;
         rename(old, home);
-        move_excluded(excludes, tree, home);
+        move_excluded(excludes, member, tree, home);
         return fail(err, errlen, SR_STORE_E_IO, "cannot move the restored tree to %s: %s", home,
                     strerror(e));
     }
@@ -592,11 +601,33 @@ static int try_one(struct sr_store *s, const struct sr_snapshot_opts *o,
     return 0;
 }
 
+/* A format 1 snapshot (tar.zst of SERENA_HOME): staged beside home, swapped in. */
+static int restore_archive(struct sr_store *s, const struct sr_snapshot_opts *o, const char *home,
+                           const char *parent, const char *base, const struct sr_manifest_entry *c,
+                           char *err, size_t errlen)
+{
+    char work[4096], tree[4200];
+    struct sr_archive_info x;
+    sr_snap_clean_stale(parent, base);
+    snprintf(work, sizeof(work), "%s/.%s.restore-XXXXXX", parent, base);
+    if (!mkdtemp(work))
+        return fail(err, errlen, SR_STORE_E_IO,
+                    "cannot create a staging directory next to %s: %s (its parent must be "
+                    "writable)",
+                    home, strerror(errno));
+    int rc = try_one(s, o, c, work, &x, err, errlen);
+    snprintf(tree, sizeof(tree), "%s/tree", work);
+    if (rc == 0)
+        rc = sr_snap_swap_in(home, tree, parent, base, o->excludes, "home", err, errlen);
+    sr_archive_rmtree(work);
+    return rc;
+}
+
 int sr_snapshot_restore(struct sr_store *s, const struct sr_snapshot_opts *o, const char *home,
                         const char *key, struct sr_snapshot_result *r, char *err, size_t errlen)
 {
     int rc;
-    char parent[4096], base[256], work[4096] = "";
+    char parent[4096], base[256];
     struct sr_manifest *m = calloc(1, sizeof(*m));
     bool found = false, listed = false;
     memset(r, 0, sizeof(*r));
@@ -607,7 +638,7 @@ int sr_snapshot_restore(struct sr_store *s, const struct sr_snapshot_opts *o, co
     rc = check_opts(o, err, errlen);
     if (rc < 0)
         goto out;
-    rc = split_home(home, parent, sizeof(parent), base, sizeof(base), err, errlen);
+    rc = sr_snap_split(home, parent, sizeof(parent), base, sizeof(base), err, errlen);
     if (rc < 0)
         goto out;
     rc = load_manifest(s, o, m, &found, r, err, errlen);
@@ -619,8 +650,8 @@ int sr_snapshot_restore(struct sr_store *s, const struct sr_snapshot_opts *o, co
             goto out;
         listed = true;
         if (m->n)
-            note(r, "no usable manifest: restoring from a listing of the partition "
-                    "(archives cannot be checked against their SHA-256)");
+            sr_snap_note(r, "no usable manifest: restoring from a listing of the partition "
+                            "(archives cannot be checked against their SHA-256)");
     }
     if (key) {
         /* An explicit key: exactly that snapshot, no fallback. */
@@ -641,39 +672,31 @@ int sr_snapshot_restore(struct sr_store *s, const struct sr_snapshot_opts *o, co
             snprintf(one.key, sizeof(one.key), "%s", key);
             one.created = key_time(key);
             if (!listed)
-                note(r, "%s is not in the manifest: restoring it unverified", key);
+                sr_snap_note(r, "%s is not in the manifest: restoring it unverified", key);
         }
         m->e[0] = one;
         m->n = 1;
     }
     if (m->n == 0) {
         r->nothing = true;
-        note(r, "no snapshot of partition %s in %s", o->partition, sr_store_describe(s));
+        sr_snap_note(r, "no snapshot of partition %s in %s", o->partition, sr_store_describe(s));
         rc = 0;
         goto out;
     }
 
-    clean_stale(parent, base);
-    snprintf(work, sizeof(work), "%s/.%s.restore-XXXXXX", parent, base);
-    if (!mkdtemp(work)) {
-        rc = fail(err, errlen, SR_STORE_E_IO,
-                  "cannot create a staging directory next to %s: %s (its parent must be "
-                  "writable)",
-                  home, strerror(errno));
-        work[0] = '\0';
-        goto out;
-    }
     uint32_t i;
-    struct sr_archive_info x;
     for (i = 0; i < m->n; i++) {
-        rc = try_one(s, o, &m->e[i], work, &x, err, errlen);
+        if (sr_snap_is_tree(m->e[i].key))
+            rc = sr_snap_restore_tree(s, o, home, &m->e[i], r, err, errlen);
+        else
+            rc = restore_archive(s, o, home, parent, base, &m->e[i], err, errlen);
         if (rc == 0)
             break;
         /* Only a bad or missing object is worth trying the next one; a store that refuses
-         * us or is unreachable would refuse the next one too. */
+         * us, a key we lack or an unreachable store would refuse the next one too. */
         if (key || (rc != SR_STORE_E_CORRUPT && rc != SR_STORE_E_NOTFOUND))
             goto out;
-        note(r, "%s", err);
+        sr_snap_note(r, "%s", err);
     }
     if (i == m->n) {
         rc = fail(err, errlen, SR_STORE_E_CORRUPT,
@@ -682,25 +705,20 @@ int sr_snapshot_restore(struct sr_store *s, const struct sr_snapshot_opts *o, co
                   o->partition, r->note);
         goto out;
     }
-    char tree[4200];
-    snprintf(tree, sizeof(tree), "%s/tree", work);
-    rc = swap_in(home, tree, parent, base, o->excludes, err, errlen);
-    if (rc < 0)
-        goto out;
     const struct sr_manifest_entry *e = &m->e[i];
     if (i > 0) {
         r->fell_back = true;
-        note(r, "fell back to the older snapshot %s", e->key);
+        sr_snap_note(r, "fell back to the older snapshot %s", e->key);
     }
     snprintf(r->key, sizeof(r->key), "%s", e->key);
     snprintf(r->sha256, sizeof(r->sha256), "%s", e->sha256);
     r->size = e->size;
     r->files = e->files;
     r->created = e->created;
+    r->added = e->added;
+    r->total = e->total;
     rc = 0;
 out:
-    if (work[0])
-        sr_archive_rmtree(work);
     free(m);
     return rc;
 }
@@ -790,6 +808,12 @@ int sr_snapshot_list(struct sr_store *s, const struct sr_snapshot_opts *o, bool 
             sr_jw_int(&w, e->created);
             sr_jw_key(&w, "age_seconds");
             sr_jw_int(&w, e->created ? now - e->created : -1);
+            if (e->added || e->total) {
+                sr_jw_key(&w, "added");
+                sr_jw_int(&w, (int64_t)e->added);
+                sr_jw_key(&w, "total");
+                sr_jw_int(&w, (int64_t)e->total);
+            }
             if (found) {
                 sr_jw_key(&w, "sha256");
                 sr_jw_cstr(&w, e->sha256);
@@ -857,6 +881,10 @@ void sr_snapshot_result_members(struct sr_jw *w, const struct sr_snapshot_result
     sr_snapshot_jw_ascii(w, r->sha256);
     sr_jw_key(w, "size");
     sr_jw_int(w, (int64_t)r->size);
+    sr_jw_key(w, "added");
+    sr_jw_int(w, (int64_t)r->added);
+    sr_jw_key(w, "total");
+    sr_jw_int(w, (int64_t)r->total);
     sr_jw_key(w, "files");
     sr_jw_int(w, (int64_t)r->files);
     sr_jw_key(w, "created");

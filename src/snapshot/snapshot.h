@@ -1,24 +1,29 @@
 /*
- * Snapshots of an instance's SERENA_HOME to an object store, and restores.
+ * Snapshots of a route's state (its SERENA_HOME and its workspace) to an
+ * object store, and restores. The format and its guarantees are written
+ * down in docs/snapshots.md; in short:
  *
- * Layout in the store:
- *   <prefix>/<partition>/<UTC yyyymmddThhmmssZ>-<seq>.tar.zst   the archives
- *   <prefix>/<partition>/manifest.json                          the index
- * The manifest ({"format":1,"partition":..,"snapshots":[{key, sha256, size,
- * created, files, fingerprint}, ...newest first]}) is written only after the
- * archive is uploaded and verified; older archives beyond the retention
- * count are deleted only after that. So the manifest never names a missing
- * object, and a crash at any point leaves the previous snapshot intact.
+ *   <prefix>/<partition>/manifest.json              the index, newest first
+ *   <prefix>/<partition>/<stamp>-<seq>.tree         one snapshot: every entry of
+ *                                                   home/ and work/ and where its
+ *                                                   content is (tree.h)
+ *   <prefix>/<partition>/packs/<sha256>             content: zstd frames of chunks,
+ *                                                   shared by the snapshots (pack.h)
+ *   <prefix>/<partition>/<stamp>-<seq>.tar.zst      format 1 snapshots (SERENA_HOME
+ *                                                   only), still restored
  *
- * The content fingerprint is a SHA-256 over every included entry's path,
- * type, mode and content: when it equals the newest snapshot's, a snapshot
- * is skipped (zero bytes uploaded) unless forced.
+ * Order of writes: packs, then the tree, then the manifest naming it; only
+ * then are snapshots beyond the retention count, and packs no kept snapshot
+ * uses, deleted. So the manifest never names a missing object, and a worker
+ * killed at any point leaves the previous snapshot intact.
  *
- * Restore downloads the newest archive (falling back to a listing when the
- * manifest is missing), verifies its SHA-256, extracts it into a fresh
- * temporary directory with libarchive's secure flags plus our own check that
- * no link points outside, then swaps it in with rename(). A corrupt or
- * missing archive falls back to the previous one.
+ * A snapshot whose content fingerprint (paths, types, modes, content
+ * digests; not times) equals the newest one's is skipped unless forced.
+ *
+ * A restore verifies the tree against the manifest's SHA-256 and every
+ * chunk against its own, builds home/ and work/ in staging directories
+ * beside them, then swaps them in with rename(). A corrupt or missing
+ * snapshot falls back to the previous one.
  *
  * These functions block: run them in a worker (sr_snapshot_job_*) or a CLI.
  */
@@ -36,8 +41,8 @@
 struct sr_snapshot_opts {
     const char *prefix;    /* SERENA_R2_STATE_PREFIX */
     const char *partition; /* resolved partition name ([A-Za-z0-9._-]) */
-    const char *excludes;  /* SERENA_SNAPSHOT_EXCLUDE: comma list of top-level names; default
-                              "language_servers,logs" */
+    const char *work;      /* the workspace snapshotted beside home (work/), NULL for none */
+    const char *excludes;  /* SERENA_SNAPSHOT_EXCLUDE (scan.h); NULL: SR_SNAPSHOT_EXCLUDES */
     uint32_t retention;    /* SERENA_R2_SNAPSHOT_RETENTION_COUNT */
     bool force;            /* take even when the fingerprint is unchanged */
     bool progress;         /* draw a progress bar on stderr (CLI on a terminal) */
@@ -49,17 +54,19 @@ struct sr_snapshot_result {
     bool nothing;   /* restore: the store holds no snapshot for this partition */
     char key[512];
     char sha256[65];
-    uint64_t size; /* archive bytes */
+    uint64_t size;  /* tree (or archive) bytes */
+    uint64_t added; /* bytes this snapshot added to the store (tree and new packs) */
+    uint64_t total; /* bytes of the tree and of every pack it uses */
     uint64_t files;
     int64_t created; /* unix seconds */
     char note[512];  /* what happened, for logs and /status (e.g. why it fell back) */
 };
 
-/* Take a snapshot of `home`. 0 or a negative SR_STORE_E_* with err. */
+/* Take a snapshot of `home` (and o->work). 0 or a negative SR_STORE_E_* with err. */
 int sr_snapshot_take(struct sr_store *s, const struct sr_snapshot_opts *o, const char *home,
                      struct sr_snapshot_result *r, char *err, size_t errlen);
 
-/* Restore into `home` (replaced atomically); key NULL means the newest. */
+/* Restore into `home` and o->work (each replaced atomically); key NULL means the newest. */
 int sr_snapshot_restore(struct sr_store *s, const struct sr_snapshot_opts *o, const char *home,
                         const char *key, struct sr_snapshot_result *r, char *err, size_t errlen);
 
@@ -68,7 +75,8 @@ int sr_snapshot_list(struct sr_store *s, const struct sr_snapshot_opts *o, bool 
                      size_t errlen);
 
 struct sr_jw;
-/* The result's members (skipped, fell_back, nothing, key, sha256, size, files, created, note)
+/* The result's members (skipped, fell_back, nothing, key, sha256, size, added, total, files,
+ * created, note)
  * into an open JSON object; strings are reduced to printable ASCII so they always serialize. */
 void sr_snapshot_result_members(struct sr_jw *w, const struct sr_snapshot_result *r);
 /* A string value reduced to printable ASCII (messages may hold cut-off names). */

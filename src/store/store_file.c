@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,6 +437,26 @@ static bool name_ok(const char *name)
 }
 
 /*
+ * A temporary file of a writer that is gone (killed mid-upload): removed
+ * while listing, so that a snapshot's collection of what a killed upload
+ * left covers this store's own half-written files too. Only when the pid in
+ * its name names no process: an upload in progress keeps its file.
+ */
+static void sweep_tmp(int dfd, const char *name)
+{
+    const char *t = strstr(name, ".#tmp.");
+    char *end;
+    if (t == NULL)
+        return;
+    errno = 0;
+    long pid = strtol(t + 6, &end, 10);
+    if (errno != 0 || end == t + 6 || *end != '.' || pid <= 0)
+        return;
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        unlinkat(dfd, name, 0);
+}
+
+/*
  * Lists one directory. Sorting a directory's entries by name, with '/'
  * appended to subdirectories, yields the byte order of full keys: every key
  * below "a" starts with "a/", so comparing "a/" against a sibling file name
@@ -469,8 +490,10 @@ static int walk(struct sr_store_file *f, const char *keybase, const char *prefix
         struct stat st;
         bool isdir;
 
-        if (!name_ok(de->d_name))
+        if (!name_ok(de->d_name)) {
+            sweep_tmp(dirfd(d), de->d_name);
             continue;
+        }
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
         if (S_ISDIR(st.st_mode))

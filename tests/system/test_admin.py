@@ -401,7 +401,7 @@ def test_snapshot_commands_resolve_as_serve_does(instance_gateway_factory, gatew
     alice = next(l for l in lines if l.startswith("alice"))
     bob = next(l for l in lines if l.startswith("bob"))
     part = "r-" + g.route_dir("gen-1:alice").name  # the same 16 hex digits name both
-    assert alice.split()[1] == part and alice.split()[2].endswith(".tar.zst"), out
+    assert alice.split()[1] == part and alice.split()[2].endswith(".tree"), out
     assert bob.split()[2] == "(none)", out
     # Columns aligned: SNAPSHOT starts at the same offset in the header and in each row.
     assert alice.index(alice.split()[2]) == cols.index("SNAPSHOT") == bob.index("(none)"), out

@@ -270,7 +270,7 @@ def test_sigterm_snapshots_to_s3_and_a_fresh_container_restores(image, run_dir, 
     finally:
         c1.close()
     ks = keys()
-    archives = [k for k in ks if k.endswith(".tar.zst")]
+    archives = [k for k in ks if k.endswith(".tree")]
     assert len(archives) == 1 and f"{part}/manifest.json" in ks, f"{ks}\n{log1[-3000:]}"
 
     # Same instance id, a new container: its disk is empty; the state is back before Serena starts.

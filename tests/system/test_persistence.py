@@ -1,8 +1,10 @@
 """Persistence end to end: per-token instances (`serve` without --upstream) and the container
-role (`run`) snapshotting SERENA_HOME to a real store and restoring it on a fresh disk.
+role (`run`) snapshotting a route's SERENA_HOME and workspace to a real store and restoring them on a
+fresh disk.
 
-The backend is server-everything (it never touches SERENA_HOME itself), so the state is a file
-the test writes into the route's home/ while the instance runs, as Serena would write a memory.
+The backend is server-everything (it never touches SERENA_HOME itself), so the state is files the
+test writes into the route's home/ and work/ while the instance runs, as Serena would write a memory
+or a project file.
 Stores: the local directory store and Swift's s3api (strict SigV4), one Swift per session
 (s3peers.py), a fresh bucket per test. "Store down" is an S3 endpoint on a port nothing listens on.
 
@@ -171,15 +173,29 @@ def test_sleep_wipe_wake_restores(instance_gateway_factory, tmp_dir, store):
     (home / "memories" / "style.md").write_text(NOTE)
     (home / "logs").mkdir(exist_ok=True)
     (home / "logs" / "excluded.log").write_text("not in snapshots")
+    # The workspace is state too: a project with its git history and Serena's memories, minus
+    # what a build recreates.
+    work = g.route_dir(ROUTE) / "work"
+    proj = work / "proj"
+    (proj / ".serena" / "memories").mkdir(parents=True)
+    (proj / ".serena" / "memories" / "arch.md").write_text("layers: edge, instances, store\n")
+    (proj / ".git" / "objects" / "ab").mkdir(parents=True)
+    (proj / ".git" / "objects" / "ab" / "cdef").write_bytes(os.urandom(3000))
+    (proj / "main.py").write_text("print('hello')\n")
+    (proj / "node_modules" / "left-pad").mkdir(parents=True)
+    (proj / "node_modules" / "left-pad" / "index.js").write_text("module.exports = 1\n")
+    (proj / "__pycache__").mkdir()
+    (proj / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\0" * 100)
     assert store.keys(part) == [], "a snapshot exists before the first stop"
 
     # Idle -> sleep -> snapshot in a worker; /status shows it when the worker has reported.
     i1 = wait_inst(g, t, lambda i: i["state"] == "asleep" and i["last_snapshot"], "asleep with a snapshot")
     snap = i1["last_snapshot"]
-    assert snap["key"].startswith(part + "/") and snap["key"].endswith(".tar.zst"), snap
+    assert snap["key"].startswith(part + "/") and snap["key"].endswith(".tree"), snap
     assert snap["size"] > 0 and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", snap["time"]), snap
     keys = store.keys(part)
-    assert keys == sorted([snap["key"], f"{part}/manifest.json"]), keys
+    assert [k for k in keys if "/packs/" not in k] == sorted([snap["key"], f"{part}/manifest.json"]), keys
+    assert any("/packs/" in k for k in keys), keys
     m = json.loads(store.read(f"{part}/manifest.json"))
     assert m["partition"] == partition_of(ROUTE) and m["snapshots"][0]["key"] == snap["key"], m
     assert m["snapshots"][0]["size"] == snap["size"] == len(store.read(snap["key"])), m
@@ -192,6 +208,11 @@ def test_sleep_wipe_wake_restores(instance_gateway_factory, tmp_dir, store):
     echo(g.port, t, sid2, 2, "after wake")
     assert (home / "memories" / "style.md").read_text() == NOTE
     assert not (home / "logs" / "excluded.log").exists(), "an excluded directory came back from the store"
+    assert (proj / ".serena" / "memories" / "arch.md").read_text() == "layers: edge, instances, store\n"
+    assert (proj / "main.py").read_text() == "print('hello')\n"
+    assert len((proj / ".git" / "objects" / "ab" / "cdef").read_bytes()) == 3000
+    assert not (proj / "node_modules").exists() and not (proj / "__pycache__").exists(), \
+        "build outputs came back from the store"
     i2 = inst(g, t)
     assert i2["persistence"] == f"restored {snap['key']}", i2
     assert i2["state"] in ("idle", "ready"), i2
@@ -216,7 +237,8 @@ def test_sleep_wipe_wake_restores(instance_gateway_factory, tmp_dir, store):
     (home / "memories" / "style.md").write_text(NOTE + "and spaces in YAML\n")
     i4 = wait_inst(g, t, lambda i: i["state"] == "asleep" and i["last_snapshot"] and i["last_snapshot"] != snap,
                    "a second snapshot")
-    assert sorted(store.keys(part)) == sorted(keys + [i4["last_snapshot"]["key"]])
+    nonpack = [k for k in keys if "/packs/" not in k]
+    assert [k for k in store.keys(part) if "/packs/" not in k] == sorted(nonpack + [i4["last_snapshot"]["key"]])
 
     texts = gateway_texts(g) + [json.dumps(g.status(t)), health_raw(g.port).body.decode()]
     assert_no_secrets(texts, [t, store.secret])
@@ -327,6 +349,7 @@ def test_run_snapshots_on_sigterm_and_restores_on_a_fresh_disk(run_dir, tmp_dir,
     assert home == peers.route_dir(r1.state, "gen-1:run") / "home"
     (home / "memories").mkdir(exist_ok=True)
     (home / "memories" / "style.md").write_text(NOTE)
+    (home.parent / "work" / "created-by-the-client.txt").write_text("kept across containers\n")
     h = json.loads(health_raw(r1.port).body)
     assert h["role"] == "run" and h["persistence"]["enabled"] is True, h
     assert store.keys(part) == []
@@ -335,7 +358,7 @@ def test_run_snapshots_on_sigterm_and_restores_on_a_fresh_disk(run_dir, tmp_dir,
     log1 = r1.proc.log_text()
     r1.proc.stop()
     keys = store.keys(part)
-    archives = [k for k in keys if k.endswith(".tar.zst")]
+    archives = [k for k in keys if k.endswith(".tree")]
     assert len(archives) == 1 and f"{part}/manifest.json" in keys, keys
     m = json.loads(store.read(f"{part}/manifest.json"))
     assert m["partition"] == "do-123" and m["snapshots"][0]["key"] == archives[0], m
@@ -346,6 +369,7 @@ def test_run_snapshots_on_sigterm_and_restores_on_a_fresh_disk(run_dir, tmp_dir,
     r2 = Run(run_dir, disk2, env, "run2")
     try:
         assert (r2.home() / "memories" / "style.md").read_text() == NOTE
+        assert (r2.home().parent / "work" / "created-by-the-client.txt").read_text() == "kept across containers\n"
         assert f"restored {archives[0]}" in r2.proc.log_text(), r2.proc.log_text()[-3000:]
         texts = [log1, r2.proc.log_text(), health_raw(r2.port).body.decode()]
     finally:
@@ -368,8 +392,6 @@ def test_stop_during_interval_snapshot_keeps_the_final_state(instance_gateway_fa
     toks = {"alpha": new_token("alpha")}
     t = toks["alpha"]
     store = FileStore(tmp_dir / "store")
-    watch = tmp_dir / "gw-tmp"  # the gateway's TMPDIR: where a snapshot worker writes its archive
-    watch.mkdir()
     state = tmp_dir / "state"
     home = peers.route_dir(state, ROUTE) / "home"
     # A home that is already on disk (no restore), big enough that a snapshot takes a while.
@@ -380,11 +402,13 @@ def test_stop_during_interval_snapshot_keeps_the_final_state(instance_gateway_fa
         with open(home / "big" / f"blob{i}", "wb") as f:
             for _ in range(50):
                 f.write(os.urandom(1 << 20))
-    g = instance_gateway_factory(state, env=gw_env(toks, {}, SLEEP_AFTER="15m", TMPDIR=str(watch),
+    g = instance_gateway_factory(state, env=gw_env(toks, {}, SLEEP_AFTER="15m",
                                                    SERENA_R2_SNAPSHOT_INTERVAL_SECONDS="1"),
                                  args=store.args)
     echo(g.port, t, open_session(g.port, t), 2, "running")
-    peers.wait_until(lambda: any(p.stat().st_size > (1 << 20) for p in watch.glob("serena-remote-snap-*")),
+    # A pack stored means the worker has read aa-first.md (read first) and megabytes after it.
+    part = f"{PREFIX}/{partition_of(ROUTE)}"
+    peers.wait_until(lambda: any("/packs/" in k and "#" not in k for k in store.keys(part)),
                      "an interval snapshot past aa-first.md", g.proc, guard=GUARD)
     # The user's last change lands after the worker read the file, then the container stops.
     (home / "aa-first.md").write_text("v2\n")

@@ -195,7 +195,45 @@ def manifest(store) -> dict:
 
 
 def archives(store) -> list[str]:
-    return [k for k in store.keys() if k.endswith(".tar.zst")]
+    """The snapshots themselves (format 2 trees; format 1 archives)."""
+    return [k for k in store.keys() if k.endswith((".tree", ".tar.zst"))]
+
+
+def packs(store) -> list[str]:
+    return [k for k in store.keys() if "/packs/" in k]
+
+
+def _varint(b: bytes, at: int) -> tuple[int, int]:
+    v = shift = 0
+    while True:
+        c = b[at]
+        at += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            return v, at
+
+
+def tree_packs(data: bytes) -> set[str]:
+    """The pack names a stored (unencrypted) tree uses: its pack table (docs/snapshots.md)."""
+    raw = subprocess.run(["zstd", "-d", "-c", "-q"], input=data, capture_output=True, check=True).stdout
+    assert raw[:8] == b"SRTREE1\n", raw[:8]
+    n, at = _varint(raw, 8)
+    out = set()
+    for _ in range(n):
+        out.add(raw[at:at + 32].hex())
+        _, at = _varint(raw, at + 32)
+        at += 8
+    return out
+
+
+def used_packs(store) -> set[str]:
+    """Every pack a snapshot named in the manifest uses, as store keys."""
+    used = set()
+    for s in manifest(store)["snapshots"]:
+        if s["key"].endswith(".tree"):
+            used |= {f"{PART}/packs/{h}" for h in tree_packs(store.read(s["key"]))}
+    return used
 
 
 def test_round_trip(cli, store, tmp_path):
@@ -204,10 +242,13 @@ def test_round_trip(cli, store, tmp_path):
     want = describe(home)
     r = cli.json("snapshot", "--state", str(home))
     assert not r["skipped"] and r["key"].startswith(PART + "/") and len(r["sha256"]) == 64
-    assert r["files"] == len(want)
+    assert r["files"] == len(want) and r["key"].endswith(".tree")
     m = manifest(store)
-    assert m["format"] == 1 and m["partition"] == PARTITION and m["snapshots"][0]["key"] == r["key"]
+    assert m["format"] == 2 and m["partition"] == PARTITION and m["snapshots"][0]["key"] == r["key"]
     assert hashlib.sha256(store.read(r["key"])).hexdigest() == r["sha256"]
+    # Everything stored is the tree, the manifest and the packs the tree names.
+    assert set(store.keys()) == {r["key"], MANIFEST} | used_packs(store)
+    assert r["added"] == r["total"] == len(store.read(r["key"])) + sum(len(store.read(k)) for k in packs(store))
 
     restored = tmp_path / "elsewhere" / "home"
     restored.parent.mkdir()
@@ -257,6 +298,8 @@ def test_retention(cli, store, tmp_path):
     assert len(set(keys)) == 5
     assert [s["key"] for s in manifest(store)["snapshots"]] == keys[::-1][:3]
     assert archives(store) == sorted(keys[2:])
+    # No pack is left that no kept snapshot uses, and none a kept one uses is gone.
+    assert set(packs(store)) == used_packs(store)
 
 
 def test_flipped_byte_falls_back(cli, store, tmp_path):
@@ -291,15 +334,19 @@ def test_kill_9_mid_snapshot(cli, store, tmp_path):
     big.mkdir()
     for i in range(60):
         (big / f"blob{i}").write_bytes(os.urandom(2 * 1024 * 1024))
+    before = set(packs(store))
     proc = subprocess.Popen(cli.argv("snapshot", "--state", str(home)), env=cli.env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # Wait until the worker is writing its temporary archive, then kill its process group.
+    # Wait until the worker has uploaded a pack of the new content, then kill its process group.
     deadline = time.monotonic() + 120
-    while not any(cli.tmp.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+    while not {k for k in packs(store) if "#" not in k} - before and proc.poll() is None \
+            and time.monotonic() < deadline:
         time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the snapshot finished before it could be killed"
+    orphans = set(packs(store)) - before
+    assert orphans, "nothing was uploaded before the kill"
     m = manifest(store)
     assert m["snapshots"][0]["key"] == first
     present = set(store.keys())
@@ -307,9 +354,16 @@ def test_kill_9_mid_snapshot(cli, store, tmp_path):
     restored = tmp_path / "r" / "home"
     restored.parent.mkdir()
     assert cli.json("restore", "--state", str(restored))["key"] == first
-    # The next snapshot works and cleans up nothing it should not.
+    # The next snapshot works, and collects what the killed one left: packs older than its own
+    # start that no kept snapshot uses (store times have one-second resolution, and S3 stores
+    # may round them up: start the next one two seconds boundaries later than the orphans).
+    t0 = int(time.time())
+    while int(time.time()) <= t0 + 1:
+        time.sleep(0.05)
     nxt = cli.json("snapshot", "--state", str(home))
     assert not nxt["skipped"] and nxt["key"] in set(store.keys())
+    assert set(packs(store)) == used_packs(store), "orphans of the killed upload are still stored"
+    assert "collected" in nxt["note"], nxt
 
 
 def craft(entries) -> bytes:
@@ -365,6 +419,32 @@ def test_hostile_archive_refused(cli, store, tmp_path, case):
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not (tmp_path / "state" / "escape.txt").exists()
+
+
+def test_format_1_snapshot_still_restores(cli, store, tmp_path):
+    """A store written by an earlier build (a tar.zst of SERENA_HOME named in a format 1 manifest):
+    its snapshot restores, the next snapshot is a tree beside it, and retention removes it in turn."""
+    key = f"{PART}/20200101T000000Z-000001.tar.zst"
+    publish(store, key, craft([("serena_config.yml", "f", b"web_dashboard: false\n"),
+                               ("memories/old.md", "f", b"from the old format\n")]))
+    home = tmp_path / "state" / "home"
+    home.parent.mkdir()
+    r = cli.json("restore", "--state", str(home))
+    assert r["key"] == key and not r["fell_back"], r
+    assert (home / "memories" / "old.md").read_text() == "from the old format\n"
+    (home / "memories" / "new.md").write_text("written after the upgrade\n")
+    nxt = cli.json("snapshot", "--state", str(home), "--retention", "2")
+    assert nxt["key"].endswith("-000002.tree"), nxt
+    m = manifest(store)
+    assert m["format"] == 2 and [s["key"] for s in m["snapshots"]] == [nxt["key"], key]
+    # The old snapshot can still be restored by name, and falls out with retention.
+    target = tmp_path / "r" / "home"
+    target.parent.mkdir()
+    assert cli.json("restore", "--state", str(target), "--snapshot", key)["key"] == key
+    assert not (target / "memories" / "new.md").exists()
+    (home / "memories" / "newer.md").write_text("x\n")
+    cli.json("snapshot", "--state", str(home), "--retention", "2")
+    assert key not in store.keys() and all(k.endswith(".tree") for k in archives(store))
 
 
 def test_manifest_missing_falls_back_to_listing(cli, store, tmp_path):

@@ -106,7 +106,7 @@ static void test_rejects(void **state)
     corrupt("");
     corrupt("[]");
     corrupt("{\"format\":1,\"partition\":\"p\",\"snapshots\":[]");
-    corrupt("{\"format\":2,\"partition\":\"p\",\"snapshots\":[]}");
+    corrupt("{\"format\":3,\"partition\":\"p\",\"snapshots\":[]}");
     corrupt("{\"format\":\"1\",\"partition\":\"p\",\"snapshots\":[]}");
     corrupt("{\"format\":1,\"partition\":\"a/b\",\"snapshots\":[]}");
     corrupt("{\"format\":1,\"partition\":\"p\",\"snapshots\":{}}");

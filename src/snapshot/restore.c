@@ -1,0 +1,476 @@
+/*
+ * Restoring a tree snapshot (see snapshot.h and docs/snapshots.md).
+ *
+ * 1. Download the tree, check it against the manifest's SHA-256, decode and
+ *    validate it (tree.c: no "..", no path through a link, links stay in
+ *    their member).
+ * 2. For each member (home, work) with a place to go: a fresh staging
+ *    directory beside it; create every directory (0700 for now), link and
+ *    (empty) file there.
+ * 3. Download the packs holding the chunks; two threads decompress each
+ *    frame, check every chunk against its SHA-256 and write it into its
+ *    file. Nothing unverified reaches a file.
+ * 4. Modes and times, children before their directories; then each staged
+ *    member is swapped in with rename().
+ *
+ * Any failure removes the staging directories and leaves the member as it
+ * was; the caller then falls back to an older snapshot.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <zstd.h>
+
+#include "core/mem.h"
+#include "snapshot/archive.h"
+#include "snapshot/internal.h"
+#include "snapshot/pack.h"
+#include "snapshot/progress.h"
+
+#define fail            sr_snap_fail
+#define PACKS_HELD      3 /* packs downloaded and not yet fully scattered */
+#define RESTORE_THREADS 2
+
+struct member {
+    const char *target; /* where it goes; NULL: not restored */
+    char parent[4096], base[256];
+    char work[4200];  /* the staging directory beside target */
+    char stage[4300]; /* work/tree: the member being built */
+    int fd;           /* of stage, once created */
+};
+
+struct need {
+    uint32_t ri, entry, chunk;
+};
+
+struct hold {
+    uint8_t *data;
+    size_t n;
+    uint32_t refs;
+};
+
+struct job {
+    struct hold *h;
+    const uint8_t *frame;
+    uint32_t len, raw;
+    uint32_t first, count; /* needs[first .. first + count) */
+    struct job *next;
+};
+
+struct rst {
+    struct sr_store *s;
+    const struct sr_snapshot_opts *o;
+    struct sr_tree t;
+    struct member mem[2];
+    struct need *needs;
+    uint32_t nneeds;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *q, *qt;
+    uint32_t held;
+    bool closing, failed;
+    int rc;
+    char err[512];
+    uint64_t written;
+    struct sr_progress bar;
+};
+
+static int member_of(const struct sr_tree *t, uint32_t i)
+{
+    return sr_tree_path(t, i)[0] == 'h' ? 0 : 1;
+}
+
+/* The path of entry i inside its member's staging directory ("." for the member itself). */
+static const char *rel_path(const struct sr_tree *t, uint32_t i)
+{
+    const struct sr_tree_entry *e = &t->e[i];
+    return e->plen > 5 ? sr_tree_path(t, i) + 5 : ".";
+}
+
+__attribute__((format(printf, 3, 4))) static void failf(struct rst *x, int rc, const char *fmt, ...)
+{
+    pthread_mutex_lock(&x->mu);
+    if (!x->failed) {
+        x->failed = true;
+        x->rc = rc;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(x->err, sizeof(x->err), fmt, ap);
+        va_end(ap);
+    }
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+static void release(struct rst *x, struct hold *h)
+{
+    pthread_mutex_lock(&x->mu);
+    if (--h->refs == 0) {
+        free(h->data);
+        free(h);
+        x->held--;
+        pthread_cond_broadcast(&x->cv);
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* ------------------------------------------------------------- scatter */
+
+static int scatter(struct rst *x, ZSTD_DCtx *dctx, EVP_MD_CTX *md, uint8_t *out,
+                   const struct job *j)
+{
+    size_t n = ZSTD_decompressDCtx(dctx, out, SR_TREE_FRAME_MAX, j->frame, j->len);
+    if (ZSTD_isError(n) || n != j->raw) {
+        failf(x, SR_STORE_E_CORRUPT, "a frame of the snapshot does not decompress (%s)",
+              ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong length");
+        return -1;
+    }
+    for (uint32_t k = j->first; k < j->first + j->count; k++) {
+        const struct need *nd = &x->needs[k];
+        const struct sr_tree_ref *r = &x->t.r[nd->ri];
+        uint8_t id[32];
+        unsigned int dl = 0;
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        EVP_DigestUpdate(md, out + r->off, r->len);
+        EVP_DigestFinal_ex(md, id, &dl);
+        if (memcmp(id, r->id, 32) != 0) {
+            failf(x, SR_STORE_E_CORRUPT, "a chunk of %.*s does not match its SHA-256",
+                  (int)x->t.e[nd->entry].plen, sr_tree_path(&x->t, nd->entry));
+            return -1;
+        }
+        const struct member *m = &x->mem[member_of(&x->t, nd->entry)];
+        int fd = openat(m->fd, rel_path(&x->t, nd->entry), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        off_t at = (off_t)((uint64_t)nd->chunk * SR_TREE_CHUNK);
+        size_t done = 0;
+        while (fd >= 0 && done < r->len) {
+            ssize_t w = pwrite(fd, out + r->off + done, r->len - done, at + (off_t)done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            done += (size_t)w;
+        }
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        if (done < r->len) {
+            failf(x, SR_STORE_E_IO, "cannot write %.*s: %s", (int)x->t.e[nd->entry].plen,
+                  sr_tree_path(&x->t, nd->entry), strerror(e));
+            return -1;
+        }
+        pthread_mutex_lock(&x->mu);
+        x->written += r->len;
+        pthread_mutex_unlock(&x->mu);
+    }
+    return 0;
+}
+
+static void *worker(void *arg)
+{
+    struct rst *x = arg;
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t *out = malloc(SR_TREE_FRAME_MAX);
+    if (!dctx || !md || !out)
+        failf(x, SR_STORE_E_IO, "out of memory");
+    for (;;) {
+        pthread_mutex_lock(&x->mu);
+        while (!x->q && !x->closing)
+            pthread_cond_wait(&x->cv, &x->mu);
+        struct job *j = x->q;
+        if (!j) {
+            pthread_mutex_unlock(&x->mu);
+            break;
+        }
+        x->q = j->next;
+        if (!x->q)
+            x->qt = NULL;
+        bool skip = x->failed;
+        pthread_mutex_unlock(&x->mu);
+        if (!skip)
+            scatter(x, dctx, md, out, j);
+        release(x, j->h);
+        free(j);
+    }
+    ZSTD_freeDCtx(dctx);
+    EVP_MD_CTX_free(md);
+    free(out);
+    return NULL;
+}
+
+/* ------------------------------------------------------------- fetch */
+
+static int cmp_need(const void *a, const void *b, void *arg)
+{
+    const struct sr_tree *t = arg;
+    const struct sr_tree_ref *x = &t->r[((const struct need *)a)->ri];
+    const struct sr_tree_ref *y = &t->r[((const struct need *)b)->ri];
+    if (x->pack != y->pack)
+        return x->pack < y->pack ? -1 : 1;
+    if (x->frame_off != y->frame_off)
+        return x->frame_off < y->frame_off ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static void enqueue(struct rst *x, struct job *j)
+{
+    pthread_mutex_lock(&x->mu);
+    if (x->qt)
+        x->qt->next = j;
+    else
+        x->q = j;
+    x->qt = j;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* Download every pack some need points into, and queue its frames for the workers. */
+static int fetch(struct rst *x, char *err, size_t errlen)
+{
+    char prefix[SR_MANIFEST_KEY_MAX + 8], key[1200];
+    sr_snap_packs_prefix(x->o, prefix, sizeof(prefix));
+    uint32_t i = 0;
+    while (i < x->nneeds) {
+        uint32_t pack = x->t.r[x->needs[i].ri].pack;
+        uint32_t end = i;
+        while (end < x->nneeds && x->t.r[x->needs[end].ri].pack == pack)
+            end++;
+        pthread_mutex_lock(&x->mu);
+        while (!x->failed && x->held >= PACKS_HELD)
+            pthread_cond_wait(&x->cv, &x->mu);
+        bool failed = x->failed;
+        pthread_mutex_unlock(&x->mu);
+        if (failed)
+            return 0;
+        const struct sr_tree_pack *p = &x->t.p[pack];
+        sr_pack_key(prefix, p->id, key, sizeof(key));
+        struct hold *h = calloc(1, sizeof(*h));
+        char *data = NULL;
+        size_t n = 0;
+        int rc = h ? sr_store_get_bytes(x->s, key, (size_t)p->size, &data, &n, err, errlen)
+                   : fail(err, errlen, SR_STORE_E_IO, "out of memory");
+        if (rc == 0 && n != p->size)
+            rc = fail(err, errlen, SR_STORE_E_CORRUPT,
+                      "%s holds %zu bytes, the snapshot expects %llu", key, n,
+                      (unsigned long long)p->size);
+        if (rc < 0) {
+            free(data);
+            free(h);
+            if (rc == SR_STORE_E_NOTFOUND)
+                fail(err, errlen, rc, "%s, which the snapshot needs, is missing from the store",
+                     key);
+            return rc;
+        }
+        h->data = (uint8_t *)data;
+        h->n = n;
+        h->refs = 1; /* ours, while we queue */
+        pthread_mutex_lock(&x->mu);
+        x->held++;
+        pthread_mutex_unlock(&x->mu);
+        /* One job per frame. */
+        while (i < end) {
+            const struct sr_tree_ref *r = &x->t.r[x->needs[i].ri];
+            uint32_t f = i;
+            while (f < end && x->t.r[x->needs[f].ri].frame_off == r->frame_off)
+                f++;
+            struct job *j = calloc(1, sizeof(*j));
+            if (!j) {
+                release(x, h);
+                return fail(err, errlen, SR_STORE_E_IO, "out of memory");
+            }
+            j->h = h;
+            j->frame = h->data + r->frame_off;
+            j->len = r->frame_len;
+            j->raw = r->frame_raw;
+            j->first = i;
+            j->count = f - i;
+            pthread_mutex_lock(&x->mu);
+            h->refs++;
+            pthread_mutex_unlock(&x->mu);
+            enqueue(x, j);
+            i = f;
+        }
+        release(x, h);
+        pthread_mutex_lock(&x->mu);
+        sr_progress_update(&x->bar, x->written);
+        pthread_mutex_unlock(&x->mu);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- staging */
+
+static int create_entries(struct rst *x, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < x->t.n; i++) {
+        const struct sr_tree_entry *e = &x->t.e[i];
+        struct member *m = &x->mem[member_of(&x->t, i)];
+        if (!m->target)
+            continue;
+        const char *rel = rel_path(&x->t, i);
+        int rc = 0;
+        if (e->plen == 4) {
+            /* The member itself: its staging directory. */
+            if (mkdir(m->stage, 0700) < 0 ||
+                (m->fd = open(m->stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+                rc = -1;
+        } else if (e->type == 'd') {
+            rc = mkdirat(m->fd, rel, 0700);
+        } else if (e->type == 'l') {
+            rc = symlinkat(sr_tree_target(&x->t, i), m->fd, rel);
+        } else {
+            int fd = openat(m->fd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (fd < 0 || (e->size && ftruncate(fd, (off_t)e->size) < 0))
+                rc = -1;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (rc < 0)
+            return fail(err, errlen, SR_STORE_E_IO, "cannot create %.*s in %s: %s", (int)e->plen,
+                        sr_tree_path(&x->t, i), m->work, strerror(errno));
+    }
+    return 0;
+}
+
+/* Modes and times, in reverse order: a directory's after everything inside it. */
+static int finish_entries(struct rst *x, char *err, size_t errlen)
+{
+    for (uint32_t i = x->t.n; i-- > 0;) {
+        const struct sr_tree_entry *e = &x->t.e[i];
+        const struct member *m = &x->mem[member_of(&x->t, i)];
+        if (!m->target)
+            continue;
+        const char *rel = rel_path(&x->t, i);
+        struct timespec ts[2] = {{e->mtime_s, e->mtime_ns}, {e->mtime_s, e->mtime_ns}};
+        int flags = e->type == 'l' ? AT_SYMLINK_NOFOLLOW : 0;
+        if ((e->type != 'l' && fchmodat(m->fd, rel, e->mode, 0) < 0) ||
+            utimensat(m->fd, rel, ts, flags) < 0)
+            return fail(err, errlen, SR_STORE_E_IO, "cannot set the mode or time of %.*s: %s",
+                        (int)e->plen, sr_tree_path(&x->t, i), strerror(errno));
+    }
+    return 0;
+}
+
+int sr_snap_restore_tree(struct sr_store *s, const struct sr_snapshot_opts *o, const char *home,
+                         const struct sr_manifest_entry *c, struct sr_snapshot_result *r, char *err,
+                         size_t errlen)
+{
+    struct rst x = {.s = s, .o = o};
+    pthread_t th[RESTORE_THREADS];
+    uint32_t nth = 0;
+    bool has[2] = {false, false};
+    int rc;
+    pthread_mutex_init(&x.mu, NULL);
+    pthread_cond_init(&x.cv, NULL);
+    sr_tree_init(&x.t);
+    x.mem[0].fd = x.mem[1].fd = -1;
+    rc = sr_snap_get_tree(s, c->key, c->sha256, &x.t, err, errlen);
+    if (rc < 0)
+        goto out;
+    for (uint32_t i = 0; i < x.t.n; i++)
+        if (x.t.e[i].plen == 4)
+            has[member_of(&x.t, i)] = true;
+    x.mem[0].target = has[0] ? home : NULL;
+    x.mem[1].target = has[1] ? o->work : NULL;
+    if (has[1] && !o->work)
+        sr_snap_note(r, "%s also holds a workspace (work/), not restored here (no --workspace)",
+                     c->key);
+    for (int k = 0; k < 2; k++) {
+        struct member *m = &x.mem[k];
+        if (!m->target)
+            continue;
+        rc = sr_snap_split(m->target, m->parent, sizeof(m->parent), m->base, sizeof(m->base), err,
+                           errlen);
+        if (rc < 0)
+            goto out;
+        sr_snap_clean_stale(m->parent, m->base);
+        snprintf(m->work, sizeof(m->work), "%s/.%s.restore-XXXXXX", m->parent, m->base);
+        if (!mkdtemp(m->work)) {
+            rc = fail(err, errlen, SR_STORE_E_IO,
+                      "cannot create a staging directory next to %s: %s (its parent must be "
+                      "writable)",
+                      m->target, strerror(errno));
+            m->work[0] = '\0';
+            goto out;
+        }
+        snprintf(m->stage, sizeof(m->stage), "%s/tree", m->work);
+    }
+    rc = create_entries(&x, err, errlen);
+    if (rc < 0)
+        goto out;
+
+    /* Every chunk of every restored file, in the order the packs hold them. */
+    x.needs = malloc((x.t.nr ? x.t.nr : 1) * sizeof(*x.needs));
+    if (!x.needs) {
+        rc = fail(err, errlen, SR_STORE_E_IO, "out of memory");
+        goto out;
+    }
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < x.t.n; i++) {
+        const struct sr_tree_entry *e = &x.t.e[i];
+        if (e->type != 'f' || !x.mem[member_of(&x.t, i)].target)
+            continue;
+        for (uint32_t k = 0; k < e->nrefs; k++)
+            x.needs[x.nneeds++] = (struct need){e->ref0 + k, i, k};
+        total += e->size;
+    }
+    qsort_r(x.needs, x.nneeds, sizeof(*x.needs), cmp_need, &x.t);
+    sr_progress_begin(&x.bar, o->progress, "restoring", total);
+    for (; nth < RESTORE_THREADS; nth++)
+        if (pthread_create(&th[nth], NULL, worker, &x) != 0)
+            break;
+    if (nth == 0) {
+        rc = fail(err, errlen, SR_STORE_E_IO, "cannot start the restore threads");
+        goto out;
+    }
+    rc = fetch(&x, err, errlen);
+    if (rc < 0)
+        failf(&x, rc, "%s", err);
+    pthread_mutex_lock(&x.mu);
+    x.closing = true;
+    pthread_cond_broadcast(&x.cv);
+    pthread_mutex_unlock(&x.mu);
+    for (uint32_t i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    nth = 0;
+    sr_progress_end(&x.bar, x.written);
+    if (x.failed) {
+        rc = fail(err, errlen, x.rc, "%s cannot be restored: %s", c->key, x.err);
+        goto out;
+    }
+    rc = finish_entries(&x, err, errlen);
+    if (rc < 0)
+        goto out;
+    for (int k = 0; k < 2; k++) {
+        struct member *m = &x.mem[k];
+        if (!m->target)
+            continue;
+        close(m->fd);
+        m->fd = -1;
+        rc = sr_snap_swap_in(m->target, m->stage, m->parent, m->base, o->excludes,
+                             k == 0 ? "home" : "work", err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    for (int k = 0; k < 2; k++) {
+        if (x.mem[k].fd >= 0)
+            close(x.mem[k].fd);
+        if (x.mem[k].work[0])
+            sr_archive_rmtree(x.mem[k].work);
+    }
+    free(x.needs);
+    sr_tree_free(&x.t);
+    pthread_mutex_destroy(&x.mu);
+    pthread_cond_destroy(&x.cv);
+    return rc;
+}
