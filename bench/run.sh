@@ -211,6 +211,16 @@ nginx_conf "$WORK/proxy" "
         }
     }"
 
+# edge_session URL: initialize through a gateway; prints the edge session id it issued.
+edge_session() {
+    local sid
+    sid=$(curl -s -D - -o /dev/null -X POST -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -H "Authorization: Bearer $BENCH_TOKEN" \
+        --data '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+        "$1" | tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
+    case "$sid" in sr1.*) printf '%s' "$sid" ;; *) die "$1 issued no edge session id (got '$sid')" ;; esac
+}
+
 POST_ARGS=(-X POST -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'
     -H "Authorization: Bearer $BENCH_TOKEN" -H 'mcp-session-id: bench'
     --data '{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
@@ -237,11 +247,7 @@ PID_GW=$STARTED_PID
 wait_http "serena-remote" "$PID_GW" "http://$HOST:$P_GW/health"
 # An edge session: every measured request carries its id, so the gateway opens (AES-GCM) and maps
 # it on each one. The other targets get the same header bytes.
-BENCH_SID=$(curl -s -D - -o /dev/null -X POST -H 'Content-Type: application/json' \
-    -H 'Accept: application/json, text/event-stream' -H "Authorization: Bearer $BENCH_TOKEN" \
-    --data '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
-    "http://$HOST:$P_GW/mcp" | tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
-case "$BENCH_SID" in sr1.*) ;; *) die "serena-remote issued no edge session id (got '$BENCH_SID')" ;; esac
+BENCH_SID=$(edge_session "http://$HOST:$P_GW/mcp") || exit 1
 export BENCH_SID
 POST_ARGS=(-X POST -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'
     -H "Authorization: Bearer $BENCH_TOKEN" -H "mcp-session-id: $BENCH_SID"
@@ -381,8 +387,14 @@ start "$WORK/gw-sse/stderr.log" env API_TOKENS_JSON="$TOKENS_JSON" \
     --state-dir "$WORK/gw-sse/state" --drain-timeout 2s --admin-listen off
 PID_SSE_GW=$STARTED_PID
 wait_http "serena-remote (SSE)" "$PID_SSE_GW" "http://$HOST:$P_SSE_GW/health"
+# One edge session for every stream (the streams are what is measured, not the sessions).
+BENCH_SSE_SID=$(edge_session "http://$HOST:$P_SSE_GW/mcp") || exit 1
+export BENCH_SSE_SID
+SSE_POST_ARGS=(-X POST -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'
+    -H "Authorization: Bearer $BENCH_TOKEN" -H "mcp-session-id: $BENCH_SSE_SID"
+    --data '{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
 for i in 1 2 3 4 5; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "${POST_ARGS[@]}" "http://$HOST:$P_SSE_GW/mcp")
+    code=$(curl -s -o /dev/null -w '%{http_code}' "${SSE_POST_ARGS[@]}" "http://$HOST:$P_SSE_GW/mcp")
     [ "$code" = 200 ] || die "serena-remote (SSE) answered $code (log: $WORK/gw-sse/stderr.log)"
 done
 sleep 0.5
