@@ -33,9 +33,18 @@ export interface ClassifyInput {
 
 export interface HealthInput {
   status?: string;
+  reason?: string;
   role?: string;
   mode?: string;
-  instances?: { max?: number; starting?: number; ready?: number; idle?: number; stopping?: number; failed?: number };
+  instances?: {
+    max?: number;
+    unknown?: boolean;
+    starting?: number;
+    ready?: number;
+    idle?: number;
+    stopping?: number;
+    failed?: number;
+  };
   persistence?: {
     enabled?: boolean;
     store?: string;
@@ -54,6 +63,7 @@ export class Core {
   constructor(instance: WebAssembly.Instance);
   static load(source: WebAssembly.Module | BufferSource): Promise<Core>;
   maxBody: number;
+  readonly tokenCount: number;
   loadTokens(opts?: { apiToken?: string; tokensJson?: string }): number;
   setPolicy(opts?: {
     generation?: string;
@@ -71,5 +81,11 @@ export class Core {
     result: "ok" | "forged" | "foreign" | "expired";
     reinit: string | null;
     protocol: string;
+  };
+  runSettings(settings: Record<string, unknown>): {
+    forward: string[];
+    errors: string[];
+    persistence: "disabled" | "ok" | "degraded";
+    persistence_missing: string;
   };
 }

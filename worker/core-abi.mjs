@@ -95,6 +95,11 @@ export class Core {
     return rc;
   }
 
+  // Entries in the loaded token table.
+  get tokenCount() {
+    return this.x.sr_token_count();
+  }
+
   // API_TOKEN and API_TOKENS_JSON (strings; either may be empty). All-or-nothing.
   loadTokens({ apiToken = "", tokensJson = "" } = {}) {
     const [a, j] = this.write(enc.encode(apiToken), enc.encode(tokensJson));
@@ -167,6 +172,17 @@ export class Core {
   sessionJudge(input) {
     const [n] = this.write(enc.encode(JSON.stringify(input)));
     this.check(this.x.sr_session_judge(n));
+    return JSON.parse(this.output());
+  }
+
+  // The settings of `serena-remote run` among `settings` ({NAME: "value"}), checked with run's own
+  // rules (src/core/runcfg.h): {forward: [names to pass to a container], errors: [messages],
+  // persistence: "disabled"|"ok"|"degraded", persistence_missing: "NAME"|""}.
+  runSettings(settings) {
+    const strings = {};
+    for (const [k, v] of Object.entries(settings)) if (typeof v === "string") strings[k] = v;
+    const [n] = this.write(enc.encode(JSON.stringify(strings)));
+    this.check(this.x.sr_run_settings_check(n));
     return JSON.parse(this.output());
   }
 }

@@ -25,6 +25,7 @@
 #include "http/util.h"
 #include "core/oauth.h"
 #include "core/route.h"
+#include "core/runcfg.h"
 #include "store/store.h"
 
 #define ENV_FILE_MAX (256u * 1024u)
@@ -236,6 +237,18 @@ static int parse_flag01(const char *s, bool *out)
 static int validate(struct sr_config *c, char *err, size_t errlen)
 {
     const char *v;
+    /* The rules `run` and the Worker share (core/runcfg.c) come first, so both refuse a value
+     * with the same message; the checks below parse what they need. */
+    for (int s = 0; s < SR_SET_COUNT; s++) {
+        struct sr_core_err ce;
+        v = c->value[s];
+        if (v &&
+            sr_rc_check(sr_settings[s].env, strlen(sr_settings[s].env), v, strlen(v), &ce) < 0) {
+            snprintf(err, errlen, "%s%s%s", sr_settings[s].flag ? sr_settings[s].flag : "",
+                     sr_settings[s].flag ? " / " : "", ce.msg);
+            return -1;
+        }
+    }
 #define BAD(setting, expect)                                                                       \
     do {                                                                                           \
         snprintf(err, errlen, "%s%s%s=%s is invalid: expected %s",                                 \
@@ -319,13 +332,8 @@ static int validate(struct sr_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "--tls-cert and --tls-key must be given together");
         return -1;
     }
-    if (c->r2_enabled && !c->value[SR_SET_S3_ENDPOINT] &&
-        (!c->value[SR_SET_R2_ACCOUNT] || !*c->value[SR_SET_R2_ACCOUNT])) {
-        snprintf(err, errlen,
-                 "SERENA_R2_STATE_ENABLED=1 needs R2_ACCOUNT_ID (Cloudflare R2) or S3_ENDPOINT "
-                 "(any S3-compatible store)");
-        return -1;
-    }
+    /* Incomplete persistence settings (no endpoint, no credentials) are not refused here:
+     * sr_config_store names what is missing, and `run` starts local-only with it. */
 #undef BAD
     return 0;
 }
@@ -634,18 +642,30 @@ const char *sr_config_instance_id(const struct sr_config *c)
     return NULL;
 }
 
-void sr_config_print_help(void)
+void sr_config_print_help_role(const char *listen, const char *state_dir, const char *admin_listen)
 {
     printf("Settings (flag / environment, default). Flags win over --env-file, which wins "
            "over the environment:\n");
     for (int s = 0; s < SR_SET_COUNT; s++) {
         const struct sr_setting_def *d = &sr_settings[s];
+        const char *def = d->def;
+        if (s == SR_SET_LISTEN && listen)
+            def = listen;
+        else if (s == SR_SET_STATE_DIR && state_dir)
+            def = state_dir;
+        else if (s == SR_SET_ADMIN_LISTEN && admin_listen)
+            def = admin_listen;
         char left[96];
         snprintf(left, sizeof(left), "%s%s%s", d->flag ? d->flag : "", d->flag ? " / " : "",
                  d->env);
-        printf("  %-52s %s%s%s%s\n", left, d->help, d->def && *d->def ? " [" : "",
-               d->def && *d->def ? d->def : "", d->def && *d->def ? "]" : "");
+        printf("  %-52s %s%s%s%s\n", left, d->help, def && *def ? " [" : "", def && *def ? def : "",
+               def && *def ? "]" : "");
     }
+}
+
+void sr_config_print_help(void)
+{
+    sr_config_print_help_role(NULL, NULL, NULL);
 }
 
 static const char *source_name(enum sr_source s)

@@ -158,6 +158,8 @@ const char *sr_config_instance_id(const struct sr_config *c);
 
 /* Print the settings help block (flags, environment names, defaults). */
 void sr_config_print_help(void);
+/* The same with a role's own defaults of --listen, --state-dir and --admin-listen (run). */
+void sr_config_print_help_role(const char *listen, const char *state_dir, const char *admin_listen);
 /* Print the effective configuration, secrets masked. */
 void sr_config_print(const struct sr_config *c);
 

@@ -71,6 +71,7 @@ struct serve {
     char *seed;
     struct sr_store_config store;
     bool has_store;
+    char degraded[512]; /* run: why it serves with less than was asked for ("" when not) */
     char store_buf[4096];
     char self_exe[4096];
     struct event *drain_timer;
@@ -232,6 +233,12 @@ static void fill_health(struct serve *s)
     h->p_encrypted = s->has_store && sr_config_get(c, SR_SET_SNAPSHOT_KEY) &&
                      *sr_config_get(c, SR_SET_SNAPSHOT_KEY);
     h->p_state = sr_instances_store_state(s->instances);
+    h->reason = s->degraded;
+    if (s->degraded[0]) {
+        h->status = "degraded";
+        h->p_enabled = true;
+        h->p_state = "degraded";
+    }
 }
 
 /* The store settings point into the configuration, which SIGHUP replaces: keep copies
@@ -461,6 +468,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
                  strcmp(oldgen, p.generation) ? " (changed)" : "");
 }
 
+/* run's own defaults (the container's port and state directory; no admin listener). */
+#define RUN_LISTEN       "0.0.0.0:8080"
+#define RUN_STATE_DIR    "/app/state"
+#define RUN_ADMIN_LISTEN "off"
+
 static void run_help(void)
 {
     printf("Usage: serena-remote run [options]\n\n"
@@ -474,7 +486,7 @@ static void run_help(void)
            "one gateway per directory (a second one exits 2 naming the first).\n"
            "The admin listener is off by default here; --admin-listen 127.0.0.1:8788 turns it\n"
            "on inside the container (metrics, /instances, status page).\n\n");
-    sr_config_print_help();
+    sr_config_print_help_role(RUN_LISTEN, RUN_STATE_DIR, RUN_ADMIN_LISTEN);
 }
 
 static void serve_help(void)
@@ -523,7 +535,7 @@ static int gateway_main(bool run, int argc, char **argv)
         /* PID 1 in a container; elsewhere the subreaper bit gives the same duty: processes
          * orphaned inside the backend's tree come to us and are reaped (on_child). */
         prctl(PR_SET_CHILD_SUBREAPER, 1);
-        sr_config_role_defaults(&s.cfg, "0.0.0.0:8080", "/app/state", "off");
+        sr_config_role_defaults(&s.cfg, RUN_LISTEN, RUN_STATE_DIR, RUN_ADMIN_LISTEN);
         if (sr_config_get(&s.cfg, SR_SET_UPSTREAM)) {
             fprintf(stderr, "serena-remote run: --upstream is for serve; run starts its own "
                             "backend (SERENA_BACKEND_CMD)\n");
@@ -621,8 +633,19 @@ static int gateway_main(bool run, int argc, char **argv)
         }
         int hs =
             sr_config_store(&s.cfg, &s.store, s.store_buf, sizeof(s.store_buf), err, sizeof(err));
+        if (hs < 0 && run && s.cfg.r2_enabled && !s.cfg.r2_strict) {
+            /* The documented degraded mode: a container whose persistence settings are incomplete
+             * starts with local state only and says so (log, /health), rather than exiting and
+             * being restarted by the platform for ever. Strict mode refuses below instead. */
+            snprintf(s.degraded, sizeof(s.degraded),
+                     "%s: started with local state only (no restore, no snapshots)", err);
+            sr_log_event("warn", "%s", s.degraded);
+            hs = 0;
+        }
         if (hs < 0) {
-            fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
+            fprintf(stderr, "serena-remote %s: %s%s\n", s.name, err,
+                    run && s.cfg.r2_strict ? " (SERENA_R2_STATE_STRICT=1: not starting without it)"
+                                           : "");
             rc = 2;
             goto out;
         }

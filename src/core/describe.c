@@ -337,6 +337,8 @@ int sr_describe_health(struct sr_health_desc *hd, const char *json, size_t n,
     in = h_obj(&doc, "instances");
     pe = h_obj(&doc, "persistence");
     if (h_str(&doc, 0, "status", hd, &h->status, err) != 0 ||
+        h_str(&doc, 0, "reason", hd, &h->reason, err) != 0 ||
+        h_bool(&doc, in, "unknown", &h->inst_unknown, err) != 0 ||
         h_str(&doc, 0, "role", hd, &h->role, err) != 0 ||
         h_str(&doc, 0, "mode", hd, &h->upstream_mode, err) != 0 ||
         h_u64(&doc, 0, "uptime_seconds", UINT64_MAX / 2, &h->uptime_seconds, err) != 0 ||

@@ -23,8 +23,9 @@
  *    "rpc_method":"..","rpc_id":"<raw JSON>","body":".."}
  *
  * Health input: the host-owned fields of the /health document, in the
- * document's own shape (see health.c): status, role, mode, instances{max,
- * starting, ready, idle, stopping, failed}, persistence{enabled, store,
+ * document's own shape (see health.c): status, reason, role, mode, instances{max,
+ * unknown (true: the counts are written as null), starting, ready, idle, stopping, failed},
+ * persistence{enabled, store,
  * bucket, prefix, partition_mode, interval_seconds, retention_count, strict,
  * state}, uptime_seconds. Missing keys take neutral defaults.
  */

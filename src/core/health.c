@@ -22,6 +22,16 @@ static void put_u64(struct sr_jw *w, const char *key, uint64_t v)
     sr_jw_int(w, (int64_t)v);
 }
 
+/* A count, or null when it cannot be known. */
+static void put_count(struct sr_jw *w, const char *key, uint64_t v, bool unknown)
+{
+    sr_jw_key(w, key);
+    if (unknown)
+        sr_jw_null(w);
+    else
+        sr_jw_int(w, (int64_t)v);
+}
+
 static void put_bool(struct sr_jw *w, const char *key, bool v)
 {
     sr_jw_key(w, key);
@@ -40,6 +50,7 @@ int sr_health_write(const struct sr_health *h, char *out, size_t cap)
     sr_jw_init(&w, out, cap);
     sr_jw_obj_begin(&w);
     put_str(&w, "status", h->status);
+    put_str(&w, "reason", h->reason);
     put_str(&w, "version", h->version);
     put_str(&w, "role", h->role);
     put_str(&w, "route_generation", h->generation);
@@ -50,12 +61,13 @@ int sr_health_write(const struct sr_health *h, char *out, size_t cap)
     sr_jw_key(&w, "instances");
     sr_jw_obj_begin(&w);
     put_u64(&w, "max", h->max_instances);
-    put_u64(&w, "starting", h->inst_starting);
-    put_u64(&w, "ready", h->inst_ready);
-    put_u64(&w, "idle", h->inst_idle);
-    put_u64(&w, "stopping", h->inst_stopping);
-    put_u64(&w, "failed", h->inst_failed);
-    put_u64(&w, "running", running);
+    put_bool(&w, "counts_known", !h->inst_unknown);
+    put_count(&w, "starting", h->inst_starting, h->inst_unknown);
+    put_count(&w, "ready", h->inst_ready, h->inst_unknown);
+    put_count(&w, "idle", h->inst_idle, h->inst_unknown);
+    put_count(&w, "stopping", h->inst_stopping, h->inst_unknown);
+    put_count(&w, "failed", h->inst_failed, h->inst_unknown);
+    put_count(&w, "running", running, h->inst_unknown);
     sr_jw_obj_end(&w);
 
     sr_jw_key(&w, "persistence");

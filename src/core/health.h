@@ -11,6 +11,7 @@
 
 struct sr_health {
     const char *status;     /* "ok" | "degraded" */
+    const char *reason;     /* why it is degraded, for an operator ("" or NULL: none) */
     const char *version;    /* serena-remote version */
     const char *role;       /* "serve" | "run" | "worker" */
     const char *generation; /* route generation */
@@ -19,6 +20,9 @@ struct sr_health {
     const char *upstream_mode; /* "upstream" (one server for every route) | "instances" */
     /* Instances summary. */
     uint32_t max_instances;
+    /* False where the counts cannot be known (the Worker: each container reports only itself);
+     * the counts are then written as null. */
+    bool inst_unknown;
     uint32_t inst_starting, inst_ready, inst_idle, inst_stopping, inst_failed;
     /* Persistence summary. */
     bool p_enabled;

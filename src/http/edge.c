@@ -53,6 +53,13 @@ int sr_edge_health(struct sr_edge *e, char *out, size_t cap)
         e->health.p_state = sr_instances_store_state(e->instances);
         e->health.status =
             c.failed || strcmp(e->health.p_state, "degraded") == 0 ? "degraded" : "ok";
+        /* A reason the gateway gave at start (run: persistence asked for but incomplete, so it
+         * runs with local state only) keeps it degraded. */
+        if (e->health.reason && *e->health.reason) {
+            e->health.status = "degraded";
+            if (strcmp(e->health.p_state, "disabled") == 0)
+                e->health.p_state = "degraded";
+        }
     }
     e->health.uptime_seconds = (sr_now_us() - e->started_us) / 1000000u;
     e->health.generation = e->policy.generation;

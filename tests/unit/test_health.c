@@ -48,19 +48,37 @@ static void test_health_exact(void **state)
     struct sr_health h;
     char out[SR_HEALTH_MAX];
     const char *want =
-        "{\"status\":\"ok\",\"version\":\"0.1.0\",\"role\":\"serve\",\"route_generation\":\"gen-"
-        "1\","
+        "{\"status\":\"ok\",\"reason\":\"\",\"version\":\"0.1.0\",\"role\":\"serve\","
+        "\"route_generation\":\"gen-1\","
         "\"route_strategy\":\"per-token\",\"token_count\":3,\"mode\":\"instances\","
-        "\"instances\":{\"max\":8,\"starting\":1,\"ready\":2,\"idle\":3,\"stopping\":4,"
-        "\"failed\":5,\"running\":10},\"persistence\":{\"enabled\":true,\"store\":\"s3\","
-        "\"bucket\":\"bucket\",\"prefix\":\"pre/\",\"partition_mode\":\"token\","
-        "\"interval_seconds\":180,\"retention_count\":5,\"strict\":false,\"state\":\"ok\"},"
-        "\"uptime_seconds\":12345}";
+        "\"instances\":{\"max\":8,\"counts_known\":true,\"starting\":1,\"ready\":2,\"idle\":3,"
+        "\"stopping\":4,\"failed\":5,\"running\":10},\"persistence\":{\"enabled\":true,"
+        "\"store\":\"s3\",\"bucket\":\"bucket\",\"prefix\":\"pre/\",\"partition_mode\":\"token\","
+        "\"interval_seconds\":180,\"retention_count\":5,\"strict\":false,\"encrypted\":false,"
+        "\"state\":\"ok\"},\"uptime_seconds\":12345}";
 
     (void)state;
     fill(&h);
     assert_int_equal(sr_health_write(&h, out, sizeof(out)), (int)strlen(want));
     assert_string_equal(out, want);
+}
+
+/* The Worker cannot see its containers: counts are null, the reason is said. */
+static void test_health_unknown_counts(void **state)
+{
+    struct sr_health h;
+    char out[SR_HEALTH_MAX];
+
+    (void)state;
+    fill(&h);
+    h.inst_unknown = true;
+    h.status = "degraded";
+    h.reason = "no token configured";
+    assert_true(sr_health_write(&h, out, sizeof(out)) > 0);
+    assert_non_null(strstr(out, "\"status\":\"degraded\",\"reason\":\"no token configured\""));
+    assert_non_null(strstr(out, "\"instances\":{\"max\":8,\"counts_known\":false,\"starting\":null,"
+                                "\"ready\":null,\"idle\":null,\"stopping\":null,\"failed\":null,"
+                                "\"running\":null}"));
 }
 
 static void test_health_nulls_and_escaping(void **state)
@@ -124,6 +142,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_exact),
+        cmocka_unit_test(test_health_unknown_counts),
         cmocka_unit_test(test_health_nulls_and_escaping),
         cmocka_unit_test(test_health_short_buffers),
         cmocka_unit_test(test_error_body),

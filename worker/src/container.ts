@@ -1,8 +1,10 @@
 // One Cloudflare Container per route: a Durable Object (named by the route) whose container runs
 // `serena-remote run` as PID 1 (deploy/Dockerfile.cloudflare). The container learns everything it
-// needs from its start-up environment: the persistence settings and R2 credentials, its instance
-// id (the partition of its snapshots), its route, the shared secret the Worker sends, and the key
-// that seals its clients' session ids.
+// needs from its start-up environment: every `run` setting the Worker has that is set (the
+// persistence settings and R2 credentials, SERENA_CONTEXT, SERENA_BACKEND_CMD, ...: the list is
+// run's own, src/core/runcfg.c, through core.wasm), its instance id (the partition of its
+// snapshots), its route, the shared secret the Worker sends, and the key that seals its clients'
+// session ids.
 //
 // Session ids are opened by the container's `serena-remote run` (the same C edge as `serve`), so
 // the key must outlive the container: a container's disk is new after every sleep. Each route gets
@@ -11,17 +13,8 @@
 // else 32 random bytes kept in this Durable Object's storage.
 
 import { Container } from "@cloudflare/containers";
-import { type Env, persistenceEnv } from "./env";
-
-/** Settings passed through to `serena-remote run` when set. */
-const PASS_THROUGH: (keyof Env)[] = [
-  "SERENA_CONTEXT",
-  "SERENA_PROJECT",
-  "SERENA_ALLOW_SHELL",
-  "SERENA_BACKEND_CMD",
-  "SERENA_REMOTE_LOG_FORMAT",
-  "MCP_CONTAINER_ROUTE_GENERATION",
-];
+import { containerSettings } from "./core";
+import type { Env } from "./env";
 
 export class SerenaContainer extends Container<Env> {
   defaultPort = 8080;
@@ -31,17 +24,12 @@ export class SerenaContainer extends Container<Env> {
     super(ctx, env);
     this.sleepAfter = env.SLEEP_AFTER || "15m";
     const vars: Record<string, string> = {
-      ...persistenceEnv(env),
+      ...containerSettings(env).vars,
       // The real Durable Object id: workerd's CLOUDFLARE_DURABLE_OBJECT_ID is a placeholder locally.
       SERENA_INSTANCE_ID: ctx.id.toString(),
       // The route name ("<generation>:<token name>"), for the "token" partition mode and the logs.
       SERENA_ROUTE: ctx.id.name ?? "",
     };
-    for (const k of PASS_THROUGH) {
-      const v = env[k];
-      if (typeof v === "string" && v !== "") vars[k] = v;
-    }
-    if (env.SERENA_INTERNAL_SECRET) vars.SERENA_INTERNAL_SECRET = env.SERENA_INTERNAL_SECRET;
     this.envVars = vars;
     // Before any request can start the container: its environment must hold the key.
     ctx.blockConcurrencyWhile(async () => {

@@ -62,31 +62,3 @@ export function uint(v: string | undefined, def: number): number {
   if (v === undefined || !/^\s*\d+\s*$/.test(v)) return def;
   return Number.parseInt(v, 10);
 }
-
-/**
- * The persistence settings every container receives in its environment (secrets included), so
- * `serena-remote run` restores and snapshots its SERENA_HOME exactly as `serve` does.
- */
-export function persistenceEnv(env: Env): Record<string, string> {
-  const out: Record<string, string> = {};
-  const keys: (keyof Env)[] = [
-    "SERENA_R2_STATE_ENABLED",
-    "SERENA_R2_STATE_PREFIX",
-    "SERENA_R2_STATE_PARTITION_MODE",
-    "SERENA_R2_STATE_STRICT",
-    "SERENA_R2_SNAPSHOT_INTERVAL_SECONDS",
-    "SERENA_R2_SNAPSHOT_RETENTION_COUNT",
-    "R2_BUCKET_NAME",
-    "R2_ACCOUNT_ID",
-    "S3_ENDPOINT",
-    "S3_REGION",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "SERENA_SNAPSHOT_KEY",
-  ];
-  for (const k of keys) {
-    const v = env[k];
-    if (typeof v === "string" && v !== "") out[k] = v;
-  }
-  return out;
-}

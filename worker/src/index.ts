@@ -7,25 +7,39 @@
 // constant time), and acts on the decision: answer, or forward to the route's container
 // (a Durable Object per route running `serena-remote run`).
 
-import coreModule from "./core.wasm";
-import { Core, type Decision } from "../core-abi.mjs";
+import type { Decision } from "../core-abi.mjs";
+import { containerSettings, core, stringSettings } from "./core";
 import { type Env, flag, uint } from "./env";
 
 export { SerenaContainer } from "./container";
 export { LocalContainer } from "./local-container";
 
-const core = new Core(new WebAssembly.Instance(coreModule, {}));
 // Set on the first request: at global scope the Workers clock reads the epoch.
 let started = 0;
-// The configuration the core was last loaded with (tokens and policy); reloaded when it changes.
+// The configuration the core was last loaded with (tokens, policy, container settings); reloaded
+// when it changes.
 let loadedKey: string | null = null;
-let loadError: string | null = null;
+
+/** What is wrong with this Worker's configuration, as /health and refused clients are told. */
+interface ConfigState {
+  /** API_TOKEN / API_TOKENS_JSON refused: no token matches until it is fixed. */
+  tokenError: string | null;
+  /** Settings every container would refuse (run's own rules): no container is started. */
+  runErrors: string[];
+  /** Persistence on but incomplete: containers start with local state only. */
+  persistence: "disabled" | "ok" | "degraded";
+  persistenceMissing: string;
+}
+let state: ConfigState = { tokenError: null, runErrors: [], persistence: "disabled", persistenceMissing: "" };
 
 const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
-/** Loads tokens and policy into core.wasm once per isolate and configuration. */
-function configure(env: Env): string | null {
+/**
+ * Loads tokens and policy into core.wasm and checks the settings containers will get, once per
+ * isolate and configuration.
+ */
+function configure(env: Env): ConfigState {
   const settings = {
     apiToken: env.API_TOKEN ?? "",
     tokensJson: env.API_TOKENS_JSON ?? "",
@@ -34,10 +48,10 @@ function configure(env: Env): string | null {
     bareGet405: !flag(env.SERENA_ALLOW_SSE_GET),
     maxBody: uint(env.MAX_BODY_BYTES, 0),
   };
-  const key = JSON.stringify(settings);
-  if (key === loadedKey) return loadError;
+  const key = JSON.stringify([settings, stringSettings(env)]);
+  if (key === loadedKey) return state;
   loadedKey = key;
-  loadError = null;
+  let loadError: string | null = null;
   try {
     core.loadTokens({ apiToken: settings.apiToken, tokensJson: settings.tokensJson });
     core.setPolicy({
@@ -57,7 +71,26 @@ function configure(env: Env): string | null {
       /* an empty load cannot fail */
     }
   }
-  return loadError;
+  const c = containerSettings(env);
+  for (const e of c.errors) console.error(`serena-remote worker: container setting refused, no container will start: ${e}`);
+  if (c.persistence === "degraded")
+    console.error(
+      `serena-remote worker: SERENA_R2_STATE_ENABLED=1 but ${c.persistenceMissing} is not set: containers start with local state only`
+    );
+  state = { tokenError: loadError, runErrors: c.errors, persistence: c.persistence, persistenceMissing: c.persistenceMissing };
+  return state;
+}
+
+/** Why /health says degraded ("" when it does not), most serious first. */
+function degradedReason(s: ConfigState): string {
+  const why: string[] = [];
+  if (s.runErrors.length > 0) why.push(`container settings refused, no container is started: ${s.runErrors.join("; ")}`);
+  if (s.tokenError !== null) why.push(`token configuration refused, no token matches: ${s.tokenError}`);
+  else if (core.tokenCount === 0)
+    why.push("no token configured: set API_TOKEN or API_TOKENS_JSON (wrangler secret put), so no request is accepted");
+  if (s.persistence === "degraded")
+    why.push(`SERENA_R2_STATE_ENABLED=1 but ${s.persistenceMissing} is not set: containers start with local state only (no snapshots)`);
+  return why.join("; ");
 }
 
 function hex(buf: ArrayBuffer): string {
@@ -95,15 +128,16 @@ async function readBody(req: Request, max: number): Promise<Uint8Array | null> {
 }
 
 /** The /health input owned by the Worker: role, instance cap and the persistence settings. */
-function healthInput(env: Env, configError: string | null) {
+function healthInput(env: Env, s: ConfigState) {
   const enabled = flag(env.SERENA_R2_STATE_ENABLED);
-  const credentials =
-    !!env.AWS_ACCESS_KEY_ID && !!env.AWS_SECRET_ACCESS_KEY && (!!env.R2_ACCOUNT_ID || !!env.S3_ENDPOINT);
+  const reason = degradedReason(s);
   return {
-    status: configError === null ? "ok" : "degraded",
+    status: reason === "" ? "ok" : "degraded",
+    reason,
     role: "worker",
     mode: "instances",
-    instances: { max: uint(env.MAX_INSTANCES, 8) },
+    // Each container reports only itself (/status); the Worker cannot count them.
+    instances: { max: uint(env.MAX_INSTANCES, 8), unknown: true },
     persistence: {
       enabled,
       store: enabled ? "s3" : "none",
@@ -113,8 +147,9 @@ function healthInput(env: Env, configError: string | null) {
       interval_seconds: uint(env.SERENA_R2_SNAPSHOT_INTERVAL_SECONDS, 180),
       retention_count: uint(env.SERENA_R2_SNAPSHOT_RETENTION_COUNT, 5),
       strict: flag(env.SERENA_R2_STATE_STRICT),
+      encrypted: enabled && !!env.SERENA_SNAPSHOT_KEY,
       // The Worker cannot see a container's store; it reports whether the settings are complete.
-      state: !enabled ? "disabled" : credentials ? "ok" : "degraded",
+      state: s.persistence,
     },
     uptime_seconds: Math.floor((Date.now() - started) / 1000),
   };
@@ -140,13 +175,33 @@ function upstreamRequest(req: Request, url: URL, body: Uint8Array | null, d: Dec
 function transportError(status: number, rpcId: string, message: string): Response {
   const body = `{"jsonrpc":"2.0","id":${rpcId === "" ? "null" : rpcId},"error":{"code":-32000,"message":${JSON.stringify(message)}}}`;
   const headers: Record<string, string> = { ...JSON_HEADERS };
-  if (status === 503) headers["retry-after"] = "5";
+  if (status === 503 || status === 429) headers["retry-after"] = "10";
   return new Response(body, { status, headers });
+}
+
+/**
+ * The container library answers in plain text when it cannot give a container (503 at
+ * max_instances or while provisioning, 429 when rate limited, 500 when the start failed):
+ * clients get a JSON-RPC error naming the reason instead, with Retry-After where waiting helps.
+ * Everything `serena-remote run` itself answers passes unchanged.
+ */
+async function containerAnswer(r: Response, rpcId: string): Promise<Response> {
+  const type = r.headers.get("content-type") ?? "";
+  if (r.status < 429 || /json|event-stream/i.test(type)) return r;
+  const text = (await r.text()).split("\n")[0].slice(0, 300);
+  if (r.status === 503)
+    return transportError(
+      503,
+      rpcId,
+      "No container is available for this token right now: every one of max_instances is busy, or the containers are still being provisioned after a deploy. Retry after the Retry-After delay; if it persists, raise max_instances (and MAX_INSTANCES) in wrangler.toml."
+    );
+  if (r.status === 429) return transportError(429, rpcId, `Container starts are rate limited: ${text}. Retry after the Retry-After delay.`);
+  return transportError(502, rpcId, `The container for this token could not be started (${text}). Retry; if it persists, check 'wrangler tail' and /status.`);
 }
 
 async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   if (started === 0) started = Date.now();
-  const configError = configure(env);
+  const config = configure(env);
   const url = new URL(req.url);
 
   const authorization = req.headers.get("authorization");
@@ -172,13 +227,26 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
       return new Response(d.body, { status: d.status, headers });
     }
     case "health":
-      return new Response(core.healthText(healthInput(env, configError)), { status: 200, headers: JSON_HEADERS });
+      return new Response(core.healthText(healthInput(env, config)), { status: 200, headers: JSON_HEADERS });
+    case "status":
+    case "forward":
+      // A container would refuse these settings and exit: say so instead of starting one.
+      if (config.runErrors.length > 0)
+        return transportError(
+          500,
+          d.rpc_id ?? "",
+          `This Worker's container settings are invalid, so no container is started: ${config.runErrors.join("; ")}. Fix them in wrangler.toml [vars] or with 'wrangler secret put', then deploy again.`
+        );
+      break;
+  }
+
+  switch (d.action) {
     case "status": {
       // The token's own container: its /health (this starts it when it sleeps).
       let instance: unknown;
       try {
         const stub = env.SERENA_CONTAINER.getByName(d.route);
-        const r = await stub.fetch(upstreamRequest(req, url, null, d, env, "/health"));
+        const r = await containerAnswer(await stub.fetch(upstreamRequest(req, url, null, d, env, "/health")), "");
         instance = r.ok ? await r.json() : { state: "unavailable", http_status: r.status, detail: await r.text() };
       } catch (e) {
         instance = { state: "unreachable", detail: (e as Error).message };
@@ -205,7 +273,7 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
     return new Response(null, { status: 202 });
   }
   try {
-    return await stub.fetch(up);
+    return await containerAnswer(await stub.fetch(up), d.rpc_id);
   } catch (e) {
     return transportError(
       502,

@@ -187,6 +187,11 @@ test("/health is answered by the Worker from core.wasm: generation, strategy, pe
   assert.equal(h.persistence.retention_count, 5);
   // Enabled without R2 credentials: the containers would run local-only, and /health says so.
   assert.equal(h.persistence.state, "degraded");
+  assert.equal(h.status, "degraded");
+  assert.match(h.reason, /SERENA_R2_STATE_ENABLED=1 but R2_ACCOUNT_ID or S3_ENDPOINT is not set: containers start with local state only/);
+  // Each container reports only itself: the Worker does not pretend to count them.
+  assert.equal(h.instances.counts_known, false);
+  assert.equal(h.instances.running, null);
   const text = JSON.stringify(h);
   for (const [name, tok] of Object.entries(TOKENS)) {
     assert.ok(!text.includes(tok), "no token in /health");

@@ -33,6 +33,9 @@
  *   sr_token_count()            -> entries in the loaded table.
  *   sr_session_judge(n)         input: an opened session plaintext described in JSON
  *                               (core/session.h) -> length of the judgement in the output | -1.
+ *   sr_run_settings_check(n)    input: {"NAME": "value", ...} (the Worker's settings) -> length
+ *                               of {"forward","errors","persistence","persistence_missing"}
+ *                               (core/runcfg.h) in the output | -1.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +46,7 @@
 #include "core/describe.h"
 #include "core/health.h"
 #include "core/mem.h"
+#include "core/runcfg.h"
 #include "core/session.h"
 #include "core/text.h"
 #include "core/tokens.h"
@@ -266,6 +270,27 @@ int32_t sr_session_judge(uint32_t n)
     len = sr_session_judge_json(in_buf, n, body_toks, SR_JSON_MAX_TOKENS, out_buf, sizeof(out_buf));
     if (len < 0)
         return fail("sr_session_judge: not a session description");
+    out_len = (uint32_t)len;
+    return len;
+}
+
+/* One decoded setting value at a time (SERENA_BACKEND_CMD may be long). */
+static char rc_scratch[16u * 1024u];
+
+SR_EXPORT("sr_run_settings_check") int32_t sr_run_settings_check(uint32_t n);
+int32_t sr_run_settings_check(uint32_t n)
+{
+    struct sr_core_err err;
+    int len;
+
+    out_len = 0;
+    if (n > sizeof(in_buf))
+        return fail("sr_run_settings_check: input larger than the buffer");
+    err.msg[0] = '\0';
+    len = sr_rc_check_json(in_buf, n, desc_toks, SR_WASM_DESC_TOKS, rc_scratch, sizeof(rc_scratch),
+                           out_buf, sizeof(out_buf), &err);
+    if (len < 0)
+        return fail(err.msg);
     out_len = (uint32_t)len;
     return len;
 }
