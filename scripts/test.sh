@@ -13,7 +13,8 @@
 #   8. container       the real image: deploy/Dockerfile.cloudflare built with podman from a
 #                      debootstrapped base (cached in /var/cache/serena-remote), run and tested
 #                      (tests/system/test_container.py); skipped, saying why, where podman cannot run
-#   9. worker          wrangler --dry-run, vectors in workerd, Worker -> serena-remote run e2e
+#   9. worker          wrangler --dry-run, vectors in workerd, Worker -> serena-remote run e2e,
+#                      Worker -> the real image (podman), refused configurations
 #  10. deploy          the container image's install steps, proven on this machine
 #
 # `scripts/test.sh fuzz` runs only step 6. SR_FUZZ_SECONDS (default 20) bounds each harness.
@@ -82,7 +83,7 @@ step "container image: podman build of deploy/Dockerfile.cloudflare; /health, Se
 # -s: the image's size and the cold start are printed (never asserted); -rs: why it was skipped.
 .venv/bin/python -m pytest tests/system/test_container.py -q -s -rs -p no:cacheprovider
 
-step "Cloudflare Worker: wrangler dry-run, vectors in workerd, e2e to serena-remote run"
+step "Cloudflare Worker: wrangler dry-run, vectors in workerd, e2e to serena-remote run and to the image"
 (cd worker && npm ci --no-audit --no-fund --loglevel=error && npm test)
 
 step "container image: every package and pin of deploy/Dockerfile.cloudflare installs"
