@@ -13,7 +13,8 @@
 #
 # Everything podman keeps (storage, its configuration) lives under SR_PODMAN_DIR (default
 # /var/cache/serena-remote/podman), outside the repository, so layers and the base survive
-# between runs on one machine; /etc/containers is never read or changed. The base is rebuilt
+# between runs on one machine (untagged images older than two days are pruned after a build);
+# /etc/containers is never read or changed. The base is rebuilt
 # only when its inputs change (suite, variant, mirror, the local CA certificates, this
 # script's base recipe): their hash is a label of the image.
 #
@@ -172,6 +173,9 @@ cmd_build() {
     echo "image $IMAGE"
     echo "size $size bytes ($(( size / 1048576 )) MiB)"
     echo "build_seconds $(( $(date +%s) - t0 ))"
+    # Untagged images of earlier builds pile up (each source change leaves one): those older than
+    # two days go. Newer ones stay, as they are the layer cache of the next build.
+    pm image prune -f --filter until=48h > /dev/null 2>&1 || true
 }
 
 case ${1:-} in
