@@ -41,6 +41,8 @@ struct snap_args {
     const char *exclude;
     const char *key;
     const char *route;
+    const char *workspace;
+    const char *cache;
     const char *state_dir;
     const char *env_file;
     const char *tokens_file;
@@ -115,6 +117,10 @@ static void usage(enum snap_cmd c, FILE *f)
         "                          token (snapshots), or the only one (snapshot, restore)\n"
         "  --partition NAME        this partition, whatever the mode (SERENA_INSTANCE_ID,\n"
         "                          the container role's, is used when set)\n"
+        "  --workspace DIR         snapshot (restore) DIR as the route's work/ beside --state's\n"
+        "                          home/ (a snapshot taken by serve holds both)\n"
+        "  --cache DIR             remember file states here between runs: unchanged files are\n"
+        "                          not read again, a restore downloads only what DIR's files lack\n"
         "  --json                  print the result as JSON\n"
         "SERENA_SNAPSHOT_KEY (environment only: base64 key(s), comma separated) encrypts\n"
         "every object written and opens what was written with any listed key.\n");
@@ -137,8 +143,10 @@ static int parse_args(enum snap_cmd c, int argc, char **argv, struct snap_args *
             a->json = true;
             continue;
         }
-        static const char *names[] = {"--state", "--partition", "--snapshot", "--route"};
-        const char **slots[] = {&a->state, &a->partition, &a->key, &a->route};
+        static const char *names[] = {"--state", "--partition", "--snapshot",
+                                      "--route", "--workspace", "--cache"};
+        const char **slots[] = {&a->state, &a->partition, &a->key,
+                                &a->route, &a->workspace, &a->cache};
         const char *name = NULL;
         const char **slot = NULL;
         for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
@@ -601,6 +609,8 @@ static int run(enum snap_cmd c, int argc, char **argv)
     o.prefix = sr_config_get(&cfg, SR_SET_R2_PREFIX);
     o.partition = t[0].partition;
     o.excludes = sr_config_get(&cfg, SR_SET_SNAPSHOT_EXCLUDE);
+    o.work = a.workspace;
+    o.cache = a.cache;
     o.retention = cfg.r2_retention;
     o.force = a.force;
     o.progress = isatty(2) && !a.json;

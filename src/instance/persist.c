@@ -40,14 +40,16 @@ static bool dir_empty(const char *path)
     return empty;
 }
 
-/* The route's snapshot options; work (PATH_MAX + 8 bytes) receives the workspace's path, which
- * is snapshotted beside home/. */
-static void snap_opts(const struct sr_instance *inst, struct sr_snapshot_opts *o, char *work)
+/* The route's snapshot options; dirs (2 x (PATH_MAX + 16) bytes) receives the workspace's path,
+ * snapshotted beside home/, and the snapshot cache's (snapcache/, outside what a backend sees). */
+static void snap_opts(const struct sr_instance *inst, struct sr_snapshot_opts *o, char *dirs)
 {
     const struct sr_inst_opts *mo = &inst->m->o;
     memset(o, 0, sizeof(*o));
-    snprintf(work, PATH_MAX + 8, "%s/work", inst->dir);
-    o->work = work;
+    snprintf(dirs, PATH_MAX + 16, "%s/work", inst->dir);
+    snprintf(dirs + PATH_MAX + 16, PATH_MAX + 16, "%s/snapcache", inst->dir);
+    o->work = dirs;
+    o->cache = dirs + PATH_MAX + 16;
     o->prefix = mo->snap_prefix;
     o->partition = inst->partition;
     o->excludes = mo->snap_excludes;
@@ -111,8 +113,8 @@ void sr_inst_snapshot(struct sr_instance *inst, const char *why)
     snprintf(home, sizeof(home), "%s/home", inst->dir);
     if (dir_empty(home))
         return; /* never started: nothing to keep */
-    char work[PATH_MAX + 8];
-    snap_opts(inst, &o, work);
+    char dirs[2 * (PATH_MAX + 16)];
+    snap_opts(inst, &o, dirs);
     inst->job_is_restore = false;
     inst->job_us = sr_now_us();
     if (sr_snapshot_job_start(m->base, SR_SNAP_TAKE, m->o.store, &o, home, snapshot_done, inst,
@@ -191,8 +193,8 @@ void sr_inst_start(struct sr_instance *inst)
         return;
     }
     struct sr_snapshot_opts o;
-    char work[PATH_MAX + 8];
-    snap_opts(inst, &o, work);
+    char dirs[2 * (PATH_MAX + 16)];
+    snap_opts(inst, &o, dirs);
     sr_inst_mkdir_p(inst->dir, 0700);
     inst->job_is_restore = true;
     inst->state = ST_STARTING;

@@ -43,6 +43,7 @@ struct orphans {
     const struct sr_snapshot_opts *o;
     const struct sr_manifest *m;
     const struct idset *used;
+    const struct idset *released; /* packs of the snapshots retention dropped */
     int64_t started;
     char part[SR_MANIFEST_KEY_MAX + 2];
     char packs[SR_MANIFEST_KEY_MAX + 8];
@@ -64,15 +65,16 @@ static int on_object(void *arg, const struct sr_store_object *ob)
     struct orphans *g = arg;
     size_t pl = strlen(g->packs), tl = strlen(g->part);
     bool doomed = false;
-    if (ob->mtime == 0 || ob->mtime >= g->started)
-        return 0; /* young (or of unknown age): maybe another writer's upload in progress */
+    /* Young (or of unknown age): maybe another writer's upload in progress. */
+    bool old = ob->mtime != 0 && ob->mtime < g->started;
     if (strncmp(ob->key, g->packs, pl) == 0) {
         const char *h = ob->key + pl;
         uint8_t id[32];
+        /* A pack a dropped snapshot used is nobody's upload in progress, whatever its age. */
         if (strlen(h) == 64 && all_hex(h, 64) && sr_hex_decode(h, 32, id) == 0 &&
-            !idset_has(g->used, id))
+            !idset_has(g->used, id) && (old || idset_has(g->released, id)))
             doomed = true;
-    } else if (strncmp(ob->key, g->part, tl) == 0 && !strchr(ob->key + tl, '/')) {
+    } else if (old && strncmp(ob->key, g->part, tl) == 0 && !strchr(ob->key + tl, '/')) {
         size_t kl = strlen(ob->key);
         if (kl > 5 && strcmp(ob->key + kl - 5, SR_SNAP_SUFFIX_TREE) == 0 &&
             sr_manifest_find(g->m, ob->key) < 0)
@@ -100,6 +102,20 @@ void sr_snap_gc(struct sr_store *s, const struct sr_snapshot_opts *o, const stru
                 struct sr_snapshot_result *r)
 {
     char err[512];
+    /* The packs the dropped snapshots used (their trees are read before they go). */
+    struct idset released = {0};
+    for (uint32_t i = 0; i < ndropped && manifest_was_read; i++) {
+        struct sr_tree t;
+        if (!sr_snap_is_tree(dropped[i].key) ||
+            sr_snap_get_tree(s, o->cache, dropped[i].key, dropped[i].sha256, &t, err, sizeof(err)) <
+                0)
+            continue; /* its packs are collected once they are older than a snapshot's start */
+        for (uint32_t k = 0; k < t.np; k++)
+            idset_add(&released, t.p[k].id);
+        sr_tree_free(&t);
+    }
+    if (released.n)
+        qsort(released.id, released.n, 32, cmp_id);
     /* The snapshots retention dropped: their trees or archives (their packs follow below). */
     for (uint32_t i = 0; i < ndropped; i++) {
         if (sr_store_delete(s, dropped[i].key, err, sizeof(err)) < 0)
@@ -108,8 +124,10 @@ void sr_snap_gc(struct sr_store *s, const struct sr_snapshot_opts *o, const stru
     }
     if (ndropped)
         sr_snap_note(r, "retention removed %u older snapshot(s)", ndropped);
-    if (!manifest_was_read)
+    if (!manifest_was_read) {
+        free(released.id);
         return; /* we do not know what the store held: collect nothing */
+    }
 
     /* Every pack a kept snapshot uses. */
     struct idset used = {0};
@@ -122,7 +140,7 @@ void sr_snap_gc(struct sr_store *s, const struct sr_snapshot_opts *o, const stru
         const struct sr_tree *tp = NULL;
         if (i == 0 && newest) {
             tp = newest;
-        } else if (sr_snap_get_tree(s, e->key, e->sha256, &t, err, sizeof(err)) == 0) {
+        } else if (sr_snap_get_tree(s, o->cache, e->key, e->sha256, &t, err, sizeof(err)) == 0) {
             tp = &t;
         } else {
             sr_snap_note(r,
@@ -140,11 +158,12 @@ void sr_snap_gc(struct sr_store *s, const struct sr_snapshot_opts *o, const stru
     }
     if (!ok) {
         free(used.id);
+        free(released.id);
         return;
     }
     if (used.n)
         qsort(used.id, used.n, 32, cmp_id);
-    struct orphans g = {.o = o, .m = m, .used = &used, .started = started};
+    struct orphans g = {.o = o, .m = m, .used = &used, .released = &released, .started = started};
     snprintf(g.part, sizeof(g.part), "%s/%s/", o->prefix, o->partition);
     sr_snap_packs_prefix(o, g.packs, sizeof(g.packs));
     int rc = sr_store_list(s, g.part, on_object, &g, err, sizeof(err));
@@ -169,4 +188,5 @@ void sr_snap_gc(struct sr_store *s, const struct sr_snapshot_opts *o, const stru
     }
     free(g.doomed);
     free(used.id);
+    free(released.id);
 }

@@ -5,10 +5,11 @@
  * What is deleted: the snapshots the manifest no longer names because of
  * the retention count (`dropped`), and — only when the manifest was read
  * before the snapshot, so that we know what it named — every pack that no
- * kept snapshot's tree uses and every tree the manifest does not name, both
- * only when they are older than `started` (the snapshot's own start): what
- * a killed upload left behind is collected by the next snapshot, while what
- * another writer is uploading right now is not. A kept tree that cannot be
+ * kept snapshot's tree uses and every tree the manifest does not name. A
+ * pack a dropped snapshot used goes at once; any other (and any unnamed
+ * tree) only when it is older than `started` (the snapshot's own start):
+ * what a killed upload left behind is collected by the next snapshot, while
+ * what another writer is uploading right now is not. A kept tree that cannot be
  * read stops the collection of packs altogether (never delete what a kept
  * snapshot may need).
  */

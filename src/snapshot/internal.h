@@ -37,10 +37,13 @@ int sr_snap_new_key(struct sr_store *s, const struct sr_snapshot_opts *o,
 int sr_snap_put_manifest(struct sr_store *s, const struct sr_snapshot_opts *o,
                          const struct sr_manifest *m, char *err, size_t errlen);
 
-/* Download a tree object, check it against the entry's digest (when it has one), decompress and
- * decode it into t (freshly initialised). */
-int sr_snap_get_tree(struct sr_store *s, const char *key, const char *sha256, struct sr_tree *t,
-                     char *err, size_t errlen);
+/* A tree object as stored (zstd) into t (freshly initialised); err says why it is not one. */
+int sr_snap_decode_tree_obj(const uint8_t *data, size_t n, struct sr_tree *t, char *err,
+                            size_t errlen);
+/* A snapshot's tree: from the local cache directory (NULL: none) when it holds the object with
+ * this SHA-256, else downloaded, checked against it (when given) and kept there. */
+int sr_snap_get_tree(struct sr_store *s, const char *cache, const char *key, const char *sha256,
+                     struct sr_tree *t, char *err, size_t errlen);
 
 /* Split a directory into its parent and base name. */
 int sr_snap_split(const char *dir, char *parent, size_t pcap, char *base, size_t bcap, char *err,

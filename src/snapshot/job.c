@@ -253,6 +253,10 @@ static int build_request(char *buf, size_t cap, enum sr_snapshot_op op,
         sr_jw_key(&w, "work");
         sr_jw_cstr(&w, o->work);
     }
+    if (o->cache) {
+        sr_jw_key(&w, "cache");
+        sr_jw_cstr(&w, o->cache);
+    }
     if (o->excludes) {
         sr_jw_key(&w, "excludes");
         sr_jw_cstr(&w, o->excludes);

@@ -6,7 +6,7 @@
  *
  * Request: {"op":"take"|"restore","home":"..","store":{"kind","dir",
  * "endpoint","region","bucket","access_key","secret_key","keys","timeout",
- * "retries"},"opts":{"prefix","partition","work","excludes","retention","force"}}
+ * "retries"},"opts":{"prefix","partition","work","cache","excludes","retention","force"}}
  */
 #include "snapshot/snapshot.h"
 
@@ -75,7 +75,7 @@ static int64_t member_int(const struct sr_json_doc *d, uint32_t obj, const char 
 int sr_snapshot_worker_main(void)
 {
     static char req[SR_SNAPSHOT_JOB_REQUEST_MAX + 1];
-    static char sv[8][1024], ov[3][1024], home[4096], work[4096], op[16];
+    static char sv[8][1024], ov[3][1024], home[4096], work[4096], cache[4096], op[16];
     struct sr_json_tok toks[REQ_TOKENS];
     struct sr_json_doc d;
     struct sr_snapshot_result r;
@@ -120,6 +120,7 @@ int sr_snapshot_worker_main(void)
     o.partition = member(&d, (uint32_t)oo, "partition", ov[1], sizeof(ov[1]));
     o.excludes = member(&d, (uint32_t)oo, "excludes", ov[2], sizeof(ov[2]));
     o.work = member(&d, (uint32_t)oo, "work", work, sizeof(work));
+    o.cache = member(&d, (uint32_t)oo, "cache", cache, sizeof(cache));
     o.retention = (uint32_t)member_int(&d, (uint32_t)oo, "retention");
     int32_t fv = sr_json_obj_get(&d, (uint32_t)oo, "force", 5);
     o.force = fv >= 0 && toks[fv].type == SR_JSON_TRUE;

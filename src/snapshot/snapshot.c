@@ -36,6 +36,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "snapshot/archive.h"
+#include "snapshot/cache.h"
 #include "snapshot/internal.h"
 #include "snapshot/manifest.h"
 #include "snapshot/progress.h"
@@ -227,32 +228,25 @@ int sr_snap_put_manifest(struct sr_store *s, const struct sr_snapshot_opts *o,
     return rc;
 }
 
-int sr_snap_get_tree(struct sr_store *s, const char *key, const char *sha256, struct sr_tree *t,
-                     char *err, size_t errlen)
+static int sha_check(const uint8_t *data, size_t n, const char *sha256)
 {
-    char *data = NULL;
-    size_t n = 0;
-    int rc = sr_store_get_bytes(s, key, SR_SNAP_TREE_OBJ_MAX, &data, &n, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (sha256 && sha256[0]) {
-        uint8_t d[32];
-        unsigned int dl = 0;
-        char hex[65];
-        EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL);
-        sr_hex_encode(d, 32, hex);
-        hex[64] = '\0';
-        if (strcmp(hex, sha256) != 0) {
-            free(data);
-            return fail(err, errlen, SR_STORE_E_CORRUPT,
-                        "%s is corrupt: its SHA-256 does not match the manifest", key);
-        }
-    }
+    uint8_t d[32];
+    unsigned int dl = 0;
+    char hex[65];
+    EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL);
+    sr_hex_encode(d, 32, hex);
+    hex[64] = '\0';
+    return strcmp(hex, sha256) == 0 ? 0 : -1;
+}
+
+int sr_snap_decode_tree_obj(const uint8_t *data, size_t n, struct sr_tree *t, char *err,
+                            size_t errlen)
+{
     /* Decompressed with a bound, whatever the frame header claims. */
     ZSTD_DStream *ds = ZSTD_createDStream();
     size_t cap = 1u << 20, len = 0;
     uint8_t *out = malloc(cap);
-    rc = SR_STORE_E_CORRUPT;
+    int rc = SR_STORE_E_CORRUPT;
     if (!ds || !out) {
         rc = fail(err, errlen, SR_STORE_E_IO, "out of memory");
         goto out;
@@ -263,7 +257,7 @@ int sr_snap_get_tree(struct sr_store *s, const char *key, const char *sha256, st
     while (ret != 0) {
         if (len == cap) {
             if (cap >= SR_TREE_MAX_BYTES) {
-                fail(err, errlen, rc, "%s decompresses to more than 1 GiB", key);
+                fail(err, errlen, rc, "it decompresses to more than 1 GiB");
                 goto out;
             }
             uint8_t *no = realloc(out, cap * 2);
@@ -278,27 +272,53 @@ int sr_snap_get_tree(struct sr_store *s, const char *key, const char *sha256, st
         ret = ZSTD_decompressStream(ds, &ob, &in);
         len = ob.pos;
         if (ZSTD_isError(ret)) {
-            fail(err, errlen, rc, "%s is damaged: %s", key, ZSTD_getErrorName(ret));
+            fail(err, errlen, rc, "it is damaged: %s", ZSTD_getErrorName(ret));
             goto out;
         }
         if (ret != 0 && in.pos == in.size && ob.pos < ob.size) {
-            fail(err, errlen, rc, "%s is truncated", key);
+            fail(err, errlen, rc, "it is truncated");
             goto out;
         }
     }
     if (in.pos != in.size) {
-        fail(err, errlen, rc, "%s has bytes after its end", key);
+        fail(err, errlen, rc, "it has bytes after its end");
         goto out;
     }
     char why[256];
     if (sr_tree_decode(t, out, len, why, sizeof(why)) != 0) {
-        fail(err, errlen, rc, "%s is not a valid snapshot tree: %s", key, why);
+        fail(err, errlen, rc, "it is not a valid snapshot tree: %s", why);
         goto out;
     }
     rc = 0;
 out:
     ZSTD_freeDStream(ds);
     free(out);
+    return rc;
+}
+
+int sr_snap_get_tree(struct sr_store *s, const char *cache, const char *key, const char *sha256,
+                     struct sr_tree *t, char *err, size_t errlen)
+{
+    uint8_t *data = NULL;
+    size_t n = 0;
+    int rc;
+    bool local = sha256 && sha256[0] && sr_cache_tree_get(cache, sha256, &data, &n) == 0;
+    if (!local) {
+        rc = sr_store_get_bytes(s, key, SR_SNAP_TREE_OBJ_MAX, (char **)&data, &n, err, errlen);
+        if (rc < 0)
+            return rc;
+        if (sha256 && sha256[0] && sha_check(data, n, sha256) != 0) {
+            free(data);
+            return fail(err, errlen, SR_STORE_E_CORRUPT,
+                        "%s is corrupt: its SHA-256 does not match the manifest", key);
+        }
+    }
+    char why[300];
+    rc = sr_snap_decode_tree_obj(data, n, t, why, sizeof(why));
+    if (rc < 0)
+        fail(err, errlen, rc, "%s cannot be read: %s", key, why);
+    else if (!local && sha256 && sha256[0])
+        sr_cache_tree_put(cache, sha256, data, n);
     free(data);
     return rc;
 }

@@ -42,6 +42,7 @@ struct sr_snapshot_opts {
     const char *prefix;    /* SERENA_R2_STATE_PREFIX */
     const char *partition; /* resolved partition name ([A-Za-z0-9._-]) */
     const char *work;      /* the workspace snapshotted beside home (work/), NULL for none */
+    const char *cache;     /* local cache directory (cache.h), NULL for none */
     const char *excludes;  /* SERENA_SNAPSHOT_EXCLUDE (scan.h); NULL: SR_SNAPSHOT_EXCLUDES */
     uint32_t retention;    /* SERENA_R2_SNAPSHOT_RETENTION_COUNT */
     bool force;            /* take even when the fingerprint is unchanged */

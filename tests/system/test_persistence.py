@@ -217,7 +217,7 @@ def test_sleep_wipe_wake_restores(instance_gateway_factory, tmp_dir, store):
     assert i2["persistence"] == f"restored {snap['key']}", i2
     assert i2["state"] in ("idle", "ready"), i2
     # Nothing but the route's own directories next to home (no staging left behind).
-    assert sorted(p.name for p in g.route_dir(ROUTE).iterdir() if p.is_dir()) == ["home", "tmp", "work"], \
+    assert sorted(p.name for p in g.route_dir(ROUTE).iterdir() if p.is_dir()) == ["home", "snapcache", "tmp", "work"], \
         list(g.route_dir(ROUTE).iterdir())
     assert g.health()["persistence"]["state"] == "ok"
 
@@ -423,7 +423,7 @@ def test_stop_during_interval_snapshot_keeps_the_final_state(instance_gateway_fa
     target = tmp_dir / "fresh" / "home"
     target.parent.mkdir()
     p = peers.run_cmd([gateway_bin, "restore", *store.args, "--prefix", PREFIX, "--partition", partition_of(ROUTE),
-                       "--state", target, "--json"], env={k: "" for k in ("SERENA_R2_STATE_ENABLED",)})
+                       "--state", target, "--json"], env={"SERENA_R2_STATE_ENABLED": "0"})
     assert p.returncode == 0, p.stderr
     assert (target / "aa-first.md").read_text() == "v2\n", \
         f"the change made before the stop was lost; log:\n{log[-2500:]}"

@@ -83,7 +83,8 @@ static void test_keylist(void **state)
         assert_null(strstr(err, "AAEC"));
         assert_int_equal(k.n, 0);
     }
-    assert_int_equal(sr_keylist_parse(&k, K1 ",AAAA", 10 + strlen(K1), "S", err, sizeof(err)), -1);
+    assert_int_equal(sr_keylist_parse(&k, K1 ",AAAA", strlen(K1 ",AAAA"), "S", err, sizeof(err)),
+                     -1);
     assert_non_null(strstr(err, "key 2"));
 }
 
@@ -237,6 +238,7 @@ static void test_store_layer(void **state)
     char *raw = read_raw("p/config.yml", &rn);
     assert_true(sr_crypt_is_sealed(raw, rn));
     assert_null(memmem(raw, rn, "auth_secret", 11));
+    free(raw);
     assert_int_equal(sr_store_head(s, "p/config.yml", &size, err, sizeof(err)), 0);
     assert_int_equal(size, strlen(secret));
 
