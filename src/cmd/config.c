@@ -136,6 +136,11 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
     [SR_SET_PUBLIC_URL] = {"--public-url", "SERENA_REMOTE_PUBLIC_URL", "", false,
                            "the URL clients reach the gateway at (https://host, no path): the "
                            "OAuth issuer; the resource is <public-url>/mcp"},
+    [SR_SET_BACKEND_OUTPUT] = {"--backend-output", "SERENA_BACKEND_OUTPUT", "auto", false,
+                               "file: backend output only in <route>/backend.log; log: each line "
+                               "also in this log (route-prefixed, 600 bytes a line, 256 KiB a "
+                               "start) and errors quote its last line; auto: log for run, file "
+                               "for serve"},
 };
 
 static void set_value(struct sr_config *c, enum sr_setting s, const char *v, enum sr_source src)

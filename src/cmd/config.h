@@ -65,6 +65,7 @@ enum sr_setting {
     SR_SET_ADMIN_TOKEN,
     SR_SET_OAUTH_ENABLED,
     SR_SET_PUBLIC_URL,
+    SR_SET_BACKEND_OUTPUT,
     SR_SET_COUNT
 };
 

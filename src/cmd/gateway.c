@@ -345,6 +345,18 @@ static int admin_start(struct serve *s, char *err, size_t errlen)
     return 0;
 }
 
+/* SERENA_BACKEND_OUTPUT: log, file, or auto (log for run, whose backend.log is in the
+ * container, file for serve). */
+static bool backend_output_to_log(const struct serve *s)
+{
+    const char *v = sr_config_get(&s->cfg, SR_SET_BACKEND_OUTPUT);
+    if (v && strcmp(v, "log") == 0)
+        return true;
+    if (v && strcmp(v, "file") == 0)
+        return false;
+    return s->run;
+}
+
 /* serve: a backend command whose program is not on PATH fails at every start; say so now. */
 static void warn_missing_program(const char *cmd)
 {
@@ -665,6 +677,7 @@ static int gateway_main(bool run, int argc, char **argv)
             .seed_config = s.seed,
             .seed_name = "serena_config.yml",
             .tools_dir = tools[0] ? tools : NULL,
+            .output_to_log = backend_output_to_log(&s),
             .max_instances = s.cfg.max_instances,
             .sleep_after = run ? 0 : s.cfg.sleep_after,
             .start_timeout = s.cfg.start_timeout,

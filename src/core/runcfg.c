@@ -17,6 +17,8 @@ const struct sr_rc_setting sr_rc_settings[] = {
     {"SERENA_REMOTE_DRAIN_TIMEOUT", SR_RC_DURATION, 0, 30u * 86400u, NULL,
      "a duration like 10s, 2m or 1h", false, false},
     {"SERENA_BACKEND_CMD", SR_RC_TEXT, 0, 0, NULL, NULL, false, false},
+    {"SERENA_BACKEND_OUTPUT", SR_RC_CHOICE, 0, 0, "auto|file|log", "auto, file or log", false,
+     false},
     {"SERENA_START_TIMEOUT", SR_RC_DURATION, 1, 30u * 86400u, NULL, "a duration like 120s or 5m",
      false, false},
     {"SERENA_STOP_GRACE", SR_RC_DURATION, 0, 30u * 86400u, NULL, "a duration like 10s", false,

@@ -34,6 +34,7 @@
 #define CRASH_LIMIT    3               /* crashes within the window: cool down */
 #define CRASH_COOLDOWN 60              /* seconds */
 #define LOG_CAP        (1024u * 1024u) /* backend.log rotates above this */
+#define ECHO_CAP       (256u * 1024u)  /* output_to_log: bytes of a start echoed to our log */
 #define PROBE_FIRST_MS 25              /* a refused connect costs microseconds: poll often */
 #define PROBE_MAX_MS   200             /* after PROBE_FAST_S of waiting */
 #define PROBE_FAST_S   10
@@ -74,6 +75,7 @@ struct sr_instance {
     time_t crash_times[CRASH_LIMIT];
     time_t cooldown_until;
     char last_error[512];
+    char last_output[256]; /* the backend's last output line when it stopped or timed out */
     struct sr_inst_wait *waiters;
     uint32_t nwait;
     /* Persistence. */

@@ -272,22 +272,43 @@ static void send_probe(struct sr_instance *inst)
     }
 }
 
+/*
+ * Where the backend's own words are, for last_error and client messages: its last output line,
+ * then backend.log on the gateway host (serve), or the gateway's own log, where each of its lines
+ * went (run: backend.log is inside the container, no use to anyone reading the message).
+ */
+static void output_hint(const struct sr_instance *inst, char *out, size_t cap)
+{
+    const char *last = inst->last_output;
+    int n = last[0] ? snprintf(out, cap, "its last output: \"%.200s\"; ", last) : 0;
+    if (n < 0 || (size_t)n >= cap)
+        n = 0;
+    if (inst->m->o.output_to_log)
+        snprintf(out + n, cap - (size_t)n,
+                 "all of it is in the gateway's log (a container's: wrangler tail)");
+    else
+        snprintf(out + n, cap - (size_t)n, "see %.200s", inst->log_path);
+}
+
 static void start_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sr_instance *inst = arg;
+    char hint[512];
     (void)fd;
     (void)what;
     if (inst->state != ST_STARTING)
         return;
-    snprintf(inst->last_error, sizeof(inst->last_error), "did not start within %us; see %.200s",
-             inst->m->o.start_timeout, inst->log_path);
+    snprintf(inst->last_output, sizeof(inst->last_output), "%s", sr_child_last_line(inst->child));
+    output_hint(inst, hint, sizeof(hint));
+    snprintf(inst->last_error, sizeof(inst->last_error), "did not start within %us; %s",
+             inst->m->o.start_timeout, hint);
     sr_log_event("error", "route=%s instance %s", inst->route, inst->last_error);
     inst->timed_out = true;
-    char msg[512];
+    char msg[768];
     snprintf(msg, sizeof(msg),
-             "The backend for this token did not start within %u seconds (its log is %s on the "
-             "gateway host). Retry later; if it persists, check that log.",
-             inst->m->o.start_timeout, inst->log_path);
+             "The backend for this token did not start within %u seconds (%s). Retry later; if it "
+             "persists, that output says why.",
+             inst->m->o.start_timeout, hint);
     sr_inst_release_waiters(inst, 503, msg);
     sr_inst_stop(inst, "start timeout");
 }
@@ -299,24 +320,25 @@ static void start_deadline_cb(evutil_socket_t fd, short what, void *arg)
 static void missing_program_error(struct sr_instance *inst, int code)
 {
     const char *cmd = inst->m->o.backend_cmd;
-    char prog[256], where[PATH_MAX];
+    char prog[256], where[PATH_MAX], hint[512];
+    output_hint(inst, hint, sizeof(hint));
     if (sr_program_of(cmd, strlen(cmd), prog, sizeof(prog)) < 0)
         snprintf(prog, sizeof(prog), "(unknown)");
     bool serena = strcmp(prog, "serena") == 0;
     if (code == 127 && sr_program_find(prog, NULL, where, sizeof(where)) < 0)
         snprintf(inst->last_error, sizeof(inst->last_error),
                  "the backend command's program `%.100s` was not found on the gateway's PATH "
-                 "(exit code 127); %s; see %.160s",
+                 "(exit code 127); %s; %.200s",
                  prog,
                  serena ? "run scripts/serena.sh and put .venv-serena/bin on PATH (make run "
                           "does both), or set SERENA_BACKEND_CMD"
                         : "install it, or give its full path in SERENA_BACKEND_CMD",
-                 inst->log_path);
+                 hint);
     else
         snprintf(inst->last_error, sizeof(inst->last_error),
                  "the backend command could not be run (exit code %d: a program it names was "
-                 "not found or is not executable); check SERENA_BACKEND_CMD and see %.200s",
-                 code, inst->log_path);
+                 "not found or is not executable); check SERENA_BACKEND_CMD; %.240s",
+                 code, hint);
 }
 
 static void on_child_exit(void *arg, int code, int signo)
@@ -333,6 +355,7 @@ static void on_child_exit(void *arg, int code, int signo)
     sr_upstream_close_all(inst->up, "the backend process exited");
     sr_upstream_free(inst->up);
     inst->up = NULL;
+    snprintf(inst->last_output, sizeof(inst->last_output), "%s", sr_child_last_line(inst->child));
     sr_child_free(inst->child);
     inst->child = NULL;
     remove_pidfile(inst);
@@ -352,10 +375,13 @@ static void on_child_exit(void *arg, int code, int signo)
                          inst->state == ST_STARTING;
         if (not_found)
             missing_program_error(inst, code);
-        else if (!inst->timed_out)
+        else if (!inst->timed_out) {
+            char hint[512];
+            output_hint(inst, hint, sizeof(hint));
             snprintf(inst->last_error, sizeof(inst->last_error),
-                     "exited unexpectedly (%s %d)%s%.180s", signo ? "signal" : "exit code",
-                     signo ? signo : code, "; see ", inst->log_path);
+                     "exited unexpectedly (%s %d); %.400s", signo ? "signal" : "exit code",
+                     signo ? signo : code, hint);
+        }
         sr_log_event("warn", "route=%s instance %s", inst->route, inst->last_error);
         sr_metrics_instance(inst->token_name, SR_MI_CRASH);
         inst->restarts++;
@@ -450,6 +476,9 @@ void sr_inst_spawn(struct sr_instance *inst)
     if (sr_upstream_new(m->base, url, &inst->up, err, sizeof(err)) < 0)
         goto fail;
     char **env = sr_inst_build_env(inst);
+    char echo[SR_ROUTE_MAX + 32];
+    snprintf(echo, sizeof(echo), "route=%s backend: ", inst->route);
+    inst->last_output[0] = '\0';
     struct sr_child_opts co = {
         .self_exe = m->o.self_exe,
         .cmd = cmd,
@@ -457,6 +486,8 @@ void sr_inst_spawn(struct sr_instance *inst)
         .envp = env,
         .log_path = inst->log_path,
         .log_cap = LOG_CAP,
+        .echo_prefix = m->o.output_to_log ? echo : NULL,
+        .echo_cap = ECHO_CAP,
         .on_exit = on_child_exit,
         .arg = inst,
     };

@@ -44,6 +44,10 @@ struct sr_inst_opts {
     /* SERENA_TOOLS_DIR: the entries of its language_servers/static are linked into home/ at each
      * start (instance/lstools.h), or NULL. */
     const char *tools_dir;
+    /* Each backend output line also goes to the gateway's own log (route-prefixed, capped), and
+     * errors quote the backend's last line instead of pointing at backend.log (run: the file is
+     * inside the container). */
+    bool output_to_log;
     uint32_t max_instances;
     uint32_t sleep_after;   /* seconds; 0: never (run: the platform sleeps the container) */
     uint32_t start_timeout; /* seconds */

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "http/log.h"
+
 extern char **environ;
 
 #define SR_P_PIDFD 3 /* linux/wait.h; glibc's idtype_t does not name it */
@@ -32,6 +34,14 @@ struct sr_child {
     size_t log_size;
     size_t log_cap;
     char *log_path;
+    /* The line being read (cleaned, cut at SR_CHILD_ECHO_LINE), the last complete one, and the
+     * echo into the gateway's log (NULL prefix: off). */
+    char line[SR_CHILD_ECHO_LINE + 1];
+    size_t line_len;
+    bool line_cut;
+    char last[SR_CHILD_ECHO_LINE + 1];
+    char *echo_prefix;
+    size_t echo_cap, echo_sent;
     struct event *ev_exit;
     struct event *ev_out;
     bool exited;
@@ -205,6 +215,57 @@ static void log_write(struct sr_child *c, const char *buf, size_t n)
         c->log_size += (size_t)w;
 }
 
+/* A complete line of output: remembered as the last one, and echoed when asked. */
+static void line_done(struct sr_child *c)
+{
+    size_t n = c->line_len;
+    while (n && (c->line[n - 1] == ' ' || c->line[n - 1] == '\t'))
+        n--;
+    c->line[n] = '\0';
+    c->line_len = 0;
+    bool cut = c->line_cut;
+    c->line_cut = false;
+    if (n == 0)
+        return;
+    memcpy(c->last, c->line, n + 1);
+    if (!c->echo_prefix || c->echo_sent > c->echo_cap)
+        return;
+    c->echo_sent += n;
+    if (c->echo_sent > c->echo_cap) {
+        sr_log_event("info", "%soutput past %zu KiB is only in %s", c->echo_prefix,
+                     c->echo_cap / 1024, c->log_path);
+        return;
+    }
+    sr_log_event("info", "%s%s%s", c->echo_prefix, c->line, cut ? " [line cut]" : "");
+}
+
+static void line_feed(struct sr_child *c, const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        if (ch == '\n' || ch == '\r') {
+            line_done(c);
+            continue;
+        }
+        if (c->line_len >= SR_CHILD_ECHO_LINE) {
+            c->line_cut = true;
+            continue;
+        }
+        c->line[c->line_len++] = (ch == '\t' || (ch >= 0x20 && ch < 0x7f)) ? (char)ch : '?';
+    }
+}
+
+const char *sr_child_last_line(struct sr_child *c)
+{
+    if (!c)
+        return "";
+    if (c->line_len) {
+        c->line[c->line_len] = '\0';
+        return c->line;
+    }
+    return c->last;
+}
+
 static void out_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sr_child *c = arg;
@@ -214,11 +275,14 @@ static void out_cb(evutil_socket_t fd, short what, void *arg)
         ssize_t n = read(fd, buf, sizeof(buf));
         if (n > 0) {
             log_write(c, buf, (size_t)n);
+            line_feed(c, buf, (size_t)n);
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         /* EOF: every writer (the child and anything it left behind) is gone. */
+        if (c->line_len)
+            line_done(c);
         event_del(c->ev_out);
         return;
     }
@@ -257,6 +321,8 @@ int sr_child_spawn(struct event_base *base, const struct sr_child_opts *o, struc
     }
     c->log_cap = o->log_cap;
     c->log_path = strdup(o->log_path);
+    c->echo_prefix = o->echo_prefix ? strdup(o->echo_prefix) : NULL;
+    c->echo_cap = o->echo_cap;
     c->pidfd = -1;
     log_open(c);
     char ppid[24];
@@ -308,6 +374,7 @@ fail:
     if (c->log_fd >= 0)
         close(c->log_fd);
     free(c->log_path);
+    free(c->echo_prefix);
     free(c);
     return -1;
 }
@@ -351,6 +418,7 @@ void sr_child_free(struct sr_child *c)
     if (c->log_fd >= 0)
         close(c->log_fd);
     free(c->log_path);
+    free(c->echo_prefix);
     free(c);
 }
 

@@ -21,6 +21,8 @@
 
 struct sr_child;
 
+#define SR_CHILD_ECHO_LINE 600
+
 /* code: exit status when signo == 0, else the signal that killed it. */
 typedef void (*sr_child_exit_cb)(void *arg, int code, int signo);
 
@@ -31,6 +33,11 @@ struct sr_child_opts {
     char *const *envp;
     const char *log_path;
     size_t log_cap; /* bytes before the log rotates */
+    /* Non-NULL: each output line also goes to the gateway's own log after this prefix (control
+     * and non-ASCII bytes as '?', lines cut at SR_CHILD_ECHO_LINE bytes), until echo_cap bytes
+     * were echoed for this child; then one line says the rest is only in log_path. */
+    const char *echo_prefix;
+    size_t echo_cap;
     sr_child_exit_cb on_exit;
     void *arg;
 };
@@ -39,6 +46,9 @@ struct sr_child_opts {
 int sr_child_spawn(struct event_base *base, const struct sr_child_opts *o, struct sr_child **out,
                    char *err, size_t errlen);
 pid_t sr_child_pid(const struct sr_child *c);
+/* The last non-empty line the child wrote, a line it is still writing included (cut, cleaned as
+ * for the echo), or "". */
+const char *sr_child_last_line(struct sr_child *c);
 /* Signal the child's whole process group. */
 int sr_child_signal(struct sr_child *c, int sig);
 /* Free: only after the exit callback ran, or kills the group first. Accepts NULL. */
