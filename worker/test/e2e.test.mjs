@@ -291,7 +291,8 @@ function archives(dir) {
   const out = [];
   for (const e of readdirSync(dir, { recursive: true })) {
     const p = join(dir, String(e));
-    if (p.endsWith(".tar.zst") && statSync(p).isFile()) out.push(p);
+    // A snapshot is a .tree (incremental snapshots) or, in the earlier format, a .tar.zst.
+    if ((p.endsWith(".tree") || p.endsWith(".tar.zst")) && statSync(p).isFile()) out.push(p);
   }
   return out;
 }
@@ -313,7 +314,7 @@ test("SIGTERM to run writes a final snapshot, and the next run restores it", asy
   const { code, signal } = await a.proc.exited;
   assert.equal(signal, null, tail(a.proc.log));
   assert.equal(code, 0, tail(a.proc.log));
-  assert.ok(archives(store).length > before, `a .tar.zst appeared in ${store}:\n${tail(a.proc.log)}`);
+  assert.ok(archives(store).length > before, `a snapshot appeared in ${store}:\n${tail(a.proc.log)}`);
 
   // A fresh disk, as a container gets after sleep: same instance id, same store, same port.
   a.stateDir = join(tmp, "state-alice-2");
