@@ -307,6 +307,7 @@ if [ -n "$BIN_BEFORE" ]; then
 fi
 declare -A RPS P50 P99 BAD CPU
 declare -A PID_OF=([serena-remote]=$PID_GW [serena-remote-metrics-off]=$PID_GW_OFF)
+[ -z "$BIN_BEFORE" ] || PID_OF[serena-remote-before]=$PID_GW_BEFORE
 
 run_wrk() { # run_wrk TARGET SECONDS OUTFILE [CONNECTIONS THREADS]
     BENCH_SID=${SID[$1]:-$BENCH_SID} wrk -t "${5:-$THREADS}" -c "${4:-$CONNS}" -d "${2}s" --latency -s "$BENCH/mcp_post.lua" "${URL[$1]}" \
@@ -502,7 +503,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "SSE instance $RSS_SSE_IDLE KiB idle, $RSS_SSE KiB holding $STREAMS streams ($N_CLIENT client + $N_UP upstream sockets, $FDS_SSE fds)."
     echo "Failed requests (non-2xx or socket errors) over all measured runs:"
     echo "$(for t in "${TARGETS[@]}"; do printf '%s %s; ' "$t" "${BAD[$t]}"; done | sed 's/; $//')."
-    echo "Gateway CPU per request (µs), per round: serena-remote [$(echo ${CPU[serena-remote]})] serena-remote-metrics-off [$(echo ${CPU[serena-remote-metrics-off]})]."
+    echo "Gateway CPU per request (µs), per round: serena-remote [$(echo ${CPU[serena-remote]})] serena-remote-metrics-off [$(echo ${CPU[serena-remote-metrics-off]})]$([ -z "$BIN_BEFORE" ] || echo " serena-remote-before [$(echo ${CPU[serena-remote-before]})], median $(median "${CPU[serena-remote-before]}") µs against $(median "${CPU[serena-remote]}") µs")."
     echo "Per-round figures (req/s): $(for t in "${TARGETS[@]}"; do printf '%s [%s] ' "$t" "$(echo ${RPS[$t]})"; done)"
     echo
     echo "Machine: $(nproc) CPUs, $CPU_MODEL, Linux $(uname -r); $(date -u '+%Y-%m-%d %H:%M UTC');"
