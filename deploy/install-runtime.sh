@@ -30,7 +30,8 @@ done
 # Keep in step with the binary's NEEDED libraries: deploy/check.sh maps each one (ldd) to a
 # package of this list.
 LIBS=(libevent-2.1-7 libevent-core-2.1-7 libevent-openssl-2.1-7 libssl3 libcurl4 libarchive13 libzstd1)
-PKGS=(ca-certificates python3 python3-venv nodejs "${LIBS[@]}")
+# git (and ssh for ssh:// URLs): a token's project may be a repository, cloned into its workspace.
+PKGS=(ca-certificates python3 python3-venv nodejs git openssh-client "${LIBS[@]}")
 
 if [ "$PRINT" = 1 ]; then printf '%s\n' "${PKGS[@]}"; exit 0; fi
 apt_install "${SIMULATE[@]}" "${PKGS[@]}"

@@ -22,7 +22,7 @@ BUILD_PKGS=(cmake ninja-build pkg-config clang-14 lld-14 clang-format-14 libclan
 # status page rendered headless) are peers of tests/system/test_admin.py.
 # podman, runc, debootstrap, uidmap, slirp4netns: make test builds and runs the container image
 # (deploy/local-image.sh, tests/system/test_container.py).
-TEST_PKGS=(curl nginx-light wrk bubblewrap zstd
+TEST_PKGS=(curl git nginx-light wrk bubblewrap zstd
            swift-proxy swift-object swift-container swift-account memcached
            prometheus chromium
            podman runc debootstrap uidmap slirp4netns)

@@ -4,6 +4,7 @@
 # - installs Serena (pinned, .venv-serena/) and pyright (.serena-tools/) when missing;
 # - generates a token on first use: only its sha256: digest is stored, in
 #   .serena-remote/tokens.json, and the token is printed once (delete that file for a new one);
+# - runs each token's backend in a bwrap sandbox when `check --sandbox bwrap` says it works here;
 # - generates a snapshot key on first use (.serena-remote/snapshot.key, 0600): every snapshot
 #   the store keeps is then encrypted (SERENA_SNAPSHOT_KEY; keep a copy of that file);
 # - serves http://127.0.0.1:8787/mcp with one Serena per token, state in .serena-remote/.
@@ -63,6 +64,18 @@ if [ -z "${SERENA_SNAPSHOT_KEY:-}" ]; then
     fi
     SERENA_SNAPSHOT_KEY=$(cat "$KEYFILE")
     export SERENA_SNAPSHOT_KEY
+fi
+# Each token's backend in its own sandbox when this machine allows it (user namespaces): it can
+# then write only its own home/ and work/ and read no other token's files. SERENA_SANDBOX=none
+# (or bwrap) decides instead.
+if [ -z "${SERENA_SANDBOX:-}" ]; then
+    if probe=$("$BIN" check --state-dir "$STATE" --sandbox bwrap 2>&1) &&
+        printf '%s\n' "$probe" | grep -q '^sandbox: bwrap works here'; then
+        export SERENA_SANDBOX=bwrap
+        echo "serena-remote: each token's backend runs in a bwrap sandbox (SERENA_SANDBOX=none turns it off)" >&2
+    else
+        echo "serena-remote: no sandbox: $(printf '%s\n' "$probe" | grep 'serena-remote check' | tail -1)" >&2
+    fi
 fi
 echo "serena-remote: serving http://$LISTEN/mcp (state in $STATE; Ctrl-C stops it)" >&2
 [ "${SERENA_REMOTE_ADMIN_LISTEN:-}" = off ] ||

@@ -9,6 +9,10 @@
 
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "core/mem.h"
+#include "core/project.h"
+#include "core/route.h"
+#include "core/sha256.h"
 #include "http/admin.h"
 #include "instance/program.h"
 #include "instance/spawn.h"
@@ -42,6 +46,43 @@ static int check_backend(const struct sr_config *c)
     }
     free(cmd);
     return rc;
+}
+
+/*
+ * Each route's project, context and mode, as its backend will start (unless the route has since
+ * activated another project itself): a token's own settings, else SERENA_PROJECT and friends.
+ */
+static void print_projects(const struct sr_config *c, const struct sr_tokens *t)
+{
+    const char *dflt = sr_config_get(c, SR_SET_SERENA_PROJECT);
+    const char *sd = sr_config_get(c, SR_SET_STATE_DIR);
+    for (uint32_t i = 0; i < t->count; i++) {
+        const struct sr_token_entry *e = &t->e[i];
+        size_t n = 0;
+        const char *p = sr_tokens_project(t, i, &n);
+        char spec[SR_PROJECT_MAX + 1], route[SR_ROUTE_MAX + 1], hex[65];
+        uint8_t d[SR_SHA256_LEN];
+        snprintf(spec, sizeof(spec), "%.*s", (int)n, p ? p : "");
+        if (!p && dflt && *dflt)
+            snprintf(spec, sizeof(spec), "%s", dflt);
+        sr_route_name(sr_config_get(c, SR_SET_GENERATION), e->name, route, sizeof(route));
+        sr_sha256(route, strlen(route), d);
+        sr_hex_encode(d, sizeof(d), hex);
+        hex[16] = '\0';
+        printf("  route %s: ", route);
+        struct sr_project_spec ps;
+        const char *why;
+        if (!spec[0])
+            printf("no project (the client activates one)");
+        else if (sr_project_spec_parse(spec, strlen(spec), &ps, &why) == 0 &&
+                 ps.kind == SR_PROJECT_GIT)
+            printf("project %s, cloned into %s/routes/%s/work/%s", spec, sd, hex, ps.name);
+        else
+            printf("project %s", spec);
+        printf("%s; context %s%s\n", p ? "" : (spec[0] ? " (SERENA_PROJECT)" : ""),
+               e->context[0] ? e->context : sr_config_get(c, SR_SET_SERENA_CONTEXT),
+               e->read_only || c->read_only ? "; read-only (no editing tools)" : "");
+    }
 }
 
 /* The admin listener's address and token, as serve checks them before it starts. */
@@ -103,6 +144,7 @@ int sr_cmd_check(int argc, char **argv)
         for (uint32_t i = 0; i < t->count; i++)
             printf(" %s", t->e[i].name);
         printf("\n");
+        print_projects(&c, t);
         sr_policy_init(&p, t);
         if (sr_config_policy(&c, &p, err, sizeof(err)) < 0) {
             fprintf(stderr, "serena-remote check: %s\n", err);

@@ -21,6 +21,7 @@
 
 #include "core/duration.h"
 #include "core/keylist.h"
+#include "core/project.h"
 #include "core/limits.h"
 #include "http/util.h"
 #include "core/oauth.h"
@@ -72,9 +73,14 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
                                "Serena --context for the default backend (desktop-app keeps "
                                "initial_instructions, which Serena tells clients to call)"},
     [SR_SET_SERENA_PROJECT] = {NULL, "SERENA_PROJECT", NULL, false,
-                               "Serena --project for the default backend"},
+                               "project of every route whose token names none: a path, a "
+                               "registered name, or a git URL (https://, ssh://, file:///, "
+                               "#ref) cloned into the route's work/"},
     [SR_SET_ALLOW_SHELL] = {NULL, "SERENA_ALLOW_SHELL", "0", false,
                             "1: leave Serena's execute_shell_command enabled"},
+    [SR_SET_READ_ONLY] = {NULL, "SERENA_READ_ONLY", "0", false,
+                          "1: every backend runs without Serena's editing tools (a token entry's "
+                          "read_only does it for one token)"},
     [SR_SET_TOOLS_DIR] = {NULL, "SERENA_TOOLS_DIR", NULL, false,
                           "where scripts/serena.sh put pyright (default: .serena-tools next to "
                           "the build directory)"},
@@ -282,6 +288,18 @@ static int validate(struct sr_config *c, char *err, size_t errlen)
         BAD(SR_SET_STOP_GRACE, "a duration like 10s");
     if (parse_flag01(c->value[SR_SET_ALLOW_SHELL], &c->allow_shell) < 0)
         BAD(SR_SET_ALLOW_SHELL, "0 or 1");
+    if (parse_flag01(c->value[SR_SET_READ_ONLY], &c->read_only) < 0)
+        BAD(SR_SET_READ_ONLY, "0 or 1");
+    v = c->value[SR_SET_SERENA_PROJECT];
+    if (v && strstr(v, "://")) {
+        /* A git URL: held to the same rules as a token's project (core/project.h). */
+        struct sr_project_spec ps;
+        const char *why = NULL;
+        if (sr_project_spec_parse(v, strlen(v), &ps, &why) < 0) {
+            snprintf(err, errlen, "SERENA_PROJECT: %s", why);
+            return -1;
+        }
+    }
     if (parse_flag01(c->value[SR_SET_OAUTH_ENABLED], &c->oauth_enabled) < 0)
         BAD(SR_SET_OAUTH_ENABLED, "0 or 1");
     v = c->value[SR_SET_PUBLIC_URL];
@@ -452,7 +470,7 @@ static char *read_file(const char *path, size_t max, size_t *len, char *err, siz
 
 struct sr_tokens *sr_config_tokens(const struct sr_config *c, char *err, size_t errlen)
 {
-    static struct sr_json_tok scratch[SR_TOKENS_MAX * 2 + 2];
+    static struct sr_json_tok scratch[SR_TOKENS_SCRATCH];
     struct sr_core_err ce;
     struct sr_tokens *t = malloc(sizeof(*t));
     if (!t) {
@@ -537,15 +555,13 @@ char *sr_config_backend_cmd(const struct sr_config *c)
     const char *t = c->value[SR_SET_BACKEND_CMD];
     if (t && *t)
         return strdup(t);
-    /* {project_args}: the route's remembered project, else SERENA_PROJECT (the instance manager
-     * expands it, quoted, at each start). */
-    char buf[8192];
-    snprintf(buf, sizeof(buf),
-             "serena start-mcp-server --transport streamable-http --host 127.0.0.1 "
-             "--port {port} --context %s --enable-web-dashboard false "
-             "--open-web-dashboard false {project_args}",
-             c->value[SR_SET_SERENA_CONTEXT]);
-    return strdup(buf);
+    /* The instance manager expands these at each start, quoted: {context} the token's context,
+     * else SERENA_CONTEXT; {project_args} the route's remembered project, else its token's, else
+     * SERENA_PROJECT; {mode_args} the read-only mode of a read-only token (or SERENA_READ_ONLY). */
+    (void)c;
+    return strdup("serena start-mcp-server --transport streamable-http --host 127.0.0.1 "
+                  "--port {port} --context {context} --enable-web-dashboard false "
+                  "--open-web-dashboard false {project_args} {mode_args}");
 }
 
 int sr_config_store(const struct sr_config *c, struct sr_store_config *sc, char *buf, size_t buflen,

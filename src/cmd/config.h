@@ -40,6 +40,7 @@ enum sr_setting {
     SR_SET_SERENA_CONTEXT,
     SR_SET_SERENA_PROJECT,
     SR_SET_ALLOW_SHELL,
+    SR_SET_READ_ONLY,
     SR_SET_TOOLS_DIR,
     SR_SET_INTERNAL_SECRET,
     SR_SET_SANDBOX,
@@ -95,6 +96,7 @@ struct sr_config {
     uint32_t start_timeout;
     uint32_t stop_grace;
     bool allow_shell;
+    bool read_only;     /* SERENA_READ_ONLY: backends without editing tools */
     bool oauth_enabled; /* OAUTH_ENABLED: the built-in authorization server (docs/oauth.md) */
     bool r2_enabled, r2_strict;
     uint32_t r2_interval, r2_retention;

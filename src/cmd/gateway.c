@@ -470,6 +470,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     snprintf(oldgen, sizeof(oldgen), "%s", s->edge.policy.generation);
     s->edge.policy = p;
     sr_edge_set_tokens(&s->edge, t);
+    if (s->instances)
+        sr_instances_set_tokens(s->instances, t); /* projects, contexts: for the next starts */
     if (s->instances && strcmp(oldgen, p.generation) != 0)
         sr_instances_set_generation(s->instances, p.generation);
     /* Settings that need a restart (listen, TLS, upstream) keep their old values. */
@@ -691,6 +693,8 @@ static int gateway_main(bool run, int argc, char **argv)
             .instance_id = iid,
             .strict = s.cfg.r2_strict,
             .default_project = sr_config_get(&s.cfg, SR_SET_SERENA_PROJECT),
+            .default_context = sr_config_get(&s.cfg, SR_SET_SERENA_CONTEXT),
+            .read_only = s.cfg.read_only,
             .on_state = sr_edge_instance_state,
             .state_arg = &s.edge,
             .sandbox = strcmp(sr_config_get(&s.cfg, SR_SET_SANDBOX), "bwrap") == 0 ? "bwrap" : NULL,
@@ -700,6 +704,7 @@ static int gateway_main(bool run, int argc, char **argv)
             goto out;
         }
         s.edge.instances = s.instances;
+        sr_instances_set_tokens(s.instances, s.edge.tokens);
         if (run) {
             /* The container exists for one token: start its backend now, not on the first
              * request, so the platform's readiness window is spent starting Serena. */

@@ -86,6 +86,9 @@
 /* Snapshot encryption: keys in SERENA_SNAPSHOT_KEY (the first encrypts, all decrypt). */
 #define SR_KEYLIST_MAX 8
 
+/* Token entries' project specs, all together (a spec is at most SR_PROJECT_MAX). */
+#define SR_TOKENS_PROJECTS_MAX (64u * 1024u)
+
 /* Error and status documents written by the core. */
 #define SR_ERROR_BODY_MAX 1024
 #define SR_HEALTH_MAX     4096

@@ -27,6 +27,7 @@ const struct sr_rc_setting sr_rc_settings[] = {
      false, false},
     {"SERENA_PROJECT", SR_RC_TEXT, 0, 0, NULL, NULL, false, false},
     {"SERENA_ALLOW_SHELL", SR_RC_FLAG01, 0, 0, NULL, "0 or 1", false, false},
+    {"SERENA_READ_ONLY", SR_RC_FLAG01, 0, 0, NULL, "0 or 1", false, false},
     {"SERENA_TOOLS_DIR", SR_RC_TEXT, 0, 0, NULL, NULL, false, false},
     {"SERENA_INTERNAL_SECRET", SR_RC_TEXT, 0, 0, NULL, NULL, true, false},
     {"SERENA_SANDBOX", SR_RC_CHOICE, 0, 0, "none|bwrap", "none or bwrap", false, false},

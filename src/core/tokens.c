@@ -15,6 +15,7 @@
 #include "core/tokens.h"
 
 #include "core/mem.h"
+#include "core/project.h"
 #include "core/route.h"
 #include "core/text.h"
 
@@ -190,6 +191,109 @@ static int json_value_digest(const struct sr_json_doc *doc, uint32_t vi, char *b
     return rc;
 }
 
+/* True when JSON string token vi is exactly `word`. */
+static bool key_is(const struct sr_json_doc *doc, uint32_t vi, const char *word)
+{
+    char buf[16];
+    size_t len = 0;
+    size_t wl = sr_str_len(word);
+
+    return sr_json_str_decode(doc, vi, buf, sizeof(buf), &len) == 0 && len == wl &&
+           sr_mem_eq(buf, word, wl);
+}
+
+/*
+ * An entry written as an object: {"token": ..., "project": ..., "context": ..., "read_only": ...}.
+ * Places it at `slot` like a plain entry, then its settings. *why on failure (static text that
+ * names no value).
+ */
+static int object_entry(struct sr_tokens *t, uint32_t slot, const struct sr_json_doc *doc,
+                        uint32_t vi, const char *name, size_t nlen, char *buf, size_t cap,
+                        const char **why)
+{
+    int32_t tok = -1, proj = -1, ctx = -1, ro = -1;
+    uint32_t i = vi + 1;
+    uint8_t digest[SR_SHA256_LEN];
+    size_t len = 0;
+    int rc;
+
+    for (uint32_t k = 0; k < doc->toks[vi].count; k++) {
+        uint32_t val = i + 1;
+
+        if (key_is(doc, i, "token"))
+            tok = (int32_t)val;
+        else if (key_is(doc, i, "project"))
+            proj = (int32_t)val;
+        else if (key_is(doc, i, "context"))
+            ctx = (int32_t)val;
+        else if (key_is(doc, i, "read_only"))
+            ro = (int32_t)val;
+        else {
+            *why = "has a member other than token, project, context and read_only";
+            return -1;
+        }
+        i = doc->toks[val].end;
+    }
+    if (tok < 0) {
+        *why = "has no \"token\" member (the token, or sha256:<64 hex digits>)";
+        return -1;
+    }
+    rc = json_value_digest(doc, (uint32_t)tok, buf, cap, digest, why);
+    if (rc == 0)
+        rc = place_entry(t, slot, name, nlen, digest, 0, why);
+    sr_mem_set(digest, 0, sizeof(digest));
+    if (rc != 0)
+        return -1;
+    struct sr_token_entry *e = &t->e[slot];
+    if (ro >= 0) {
+        if (doc->toks[ro].type != SR_JSON_TRUE && doc->toks[ro].type != SR_JSON_FALSE) {
+            *why = "\"read_only\" must be true or false";
+            return -1;
+        }
+        e->read_only = doc->toks[ro].type == SR_JSON_TRUE;
+    }
+    if (ctx >= 0) {
+        if (doc->toks[ctx].type != SR_JSON_STRING ||
+            sr_json_str_decode(doc, (uint32_t)ctx, e->context, sizeof(e->context), &len) != 0 ||
+            len >= sizeof(e->context) || !sr_route_valid_name(e->context, len, SR_TOKEN_NAME_MAX)) {
+            sr_mem_set(e->context, 0, sizeof(e->context));
+            *why = "\"context\" must be a Serena context name of [A-Za-z0-9._-]{1,64}";
+            return -1;
+        }
+        e->context[len] = '\0';
+    }
+    if (proj >= 0) {
+        struct sr_project_spec spec;
+
+        if (doc->toks[proj].type != SR_JSON_STRING ||
+            sr_json_str_decode(doc, (uint32_t)proj, buf, cap, &len) != 0) {
+            *why = "\"project\" must be a string: a git URL or an absolute path";
+            return -1;
+        }
+        if (sr_project_spec_parse(buf, len, &spec, why) != 0)
+            return -1;
+        if (len > SR_TOKENS_PROJECTS_MAX - t->projects_len) {
+            *why = "the projects of all entries together are longer than 64 KiB";
+            return -1;
+        }
+        sr_mem_copy(t->projects + t->projects_len, buf, len);
+        e->project_off = t->projects_len;
+        e->project_len = (uint32_t)len;
+        t->projects_len += (uint32_t)len;
+    }
+    return 0;
+}
+
+const char *sr_tokens_project(const struct sr_tokens *t, uint32_t i, size_t *n)
+{
+    if (t == NULL || i >= t->count || t->e[i].project_len == 0) {
+        *n = 0;
+        return NULL;
+    }
+    *n = t->e[i].project_len;
+    return t->projects + t->e[i].project_off;
+}
+
 /* Array entries are named after their digest so that the name is stable and reveals nothing. */
 static void digest_name(const uint8_t digest[SR_SHA256_LEN], char name[SR_TOKEN_NAME_MAX + 1])
 {
@@ -248,6 +352,7 @@ int sr_tokens_add_json(struct sr_tokens *t, const char *json, size_t n, const ch
     }
 
     base = t->count;
+    uint32_t projects_base = t->projects_len;
     slot = base;
     i = 1;
     for (k = 0; k < doc.toks[0].count; k++, slot++) {
@@ -260,8 +365,13 @@ int sr_tokens_add_json(struct sr_tokens *t, const char *json, size_t n, const ch
                 err_entry(err, source, NULL, k, " member ", "name must match [A-Za-z0-9._-]{1,64}");
                 goto out;
             }
-            if (json_value_digest(&doc, vi, value, sizeof(value), digest, &why) != 0 ||
-                place_entry(t, slot, name, nlen, digest, 0, &why) != 0) {
+            if (doc.toks[vi].type == SR_JSON_OBJECT) {
+                if (object_entry(t, slot, &doc, vi, name, nlen, value, sizeof(value), &why) != 0) {
+                    err_entry(err, source, name, -1, "", why);
+                    goto out;
+                }
+            } else if (json_value_digest(&doc, vi, value, sizeof(value), digest, &why) != 0 ||
+                       place_entry(t, slot, name, nlen, digest, 0, &why) != 0) {
                 err_entry(err, source, name, -1, "", why);
                 goto out;
             }
@@ -284,8 +394,10 @@ int sr_tokens_add_json(struct sr_tokens *t, const char *json, size_t n, const ch
 out:
     if (rc != 0) {
         /* Wipe the tentative entries so that t is exactly as it was. */
-        for (k = base; k < slot && k < SR_TOKENS_MAX; k++)
+        for (k = base; k <= slot && k < SR_TOKENS_MAX; k++)
             sr_mem_set(&t->e[k], 0, sizeof(t->e[k]));
+        sr_mem_set(t->projects + projects_base, 0, t->projects_len - projects_base);
+        t->projects_len = projects_base;
     }
     sr_mem_set(digest, 0, sizeof(digest));
     return rc;

@@ -126,11 +126,16 @@ static void load_project(struct sr_instance *inst)
     read_project(inst, path);
 }
 
-/* What {project_args} becomes: the remembered project, else the default, if it still exists. */
-static const char *start_project(struct sr_instance *inst)
+/*
+ * What {project_args} becomes, if it still exists: the project the route last activated, else its
+ * token's project, else SERENA_PROJECT (a git URL among them: its clone in the route's work/).
+ */
+static const char *start_project(struct sr_instance *inst, char *buf, size_t cap)
 {
     load_project(inst);
-    const char *p = inst->project[0] ? inst->project : inst->m->o.default_project;
+    const char *p = inst->project;
+    if (!p[0] && sr_inst_spec_path(inst, sr_inst_spec(inst), buf, cap) == 0)
+        p = buf;
     if (!p || !*p)
         return NULL;
     struct stat st;
@@ -142,11 +147,48 @@ static const char *start_project(struct sr_instance *inst)
     return p;
 }
 
-/* Expand {port} {home} {workdir} {route} {project_args} in the template, each value quoted. */
+/* Serena's tools that can change files or memories (ToolMarkerCanEdit in Serena 2.1): a read-only
+ * token's backend runs with a mode that excludes them. */
+static const char read_only_mode[] =
+    "description: serena-remote read-only token (no tool that edits files or memories)\n"
+    "prompt: null\n"
+    "excluded_tools:\n"
+    "  - create_text_file\n  - delete_lines\n  - delete_memory\n  - edit_memory\n"
+    "  - execute_shell_command\n  - insert_after_symbol\n  - insert_at_line\n"
+    "  - insert_before_symbol\n  - jet_brains_inline_symbol\n  - jet_brains_move\n"
+    "  - jet_brains_rename\n  - jet_brains_safe_delete\n  - onboarding\n  - rename_memory\n"
+    "  - rename_symbol\n  - replace_content\n  - replace_in_files\n  - replace_lines\n"
+    "  - replace_symbol_body\n  - safe_delete_symbol\n  - serena_repl\n  - write_memory\n";
+
+/* {mode_args}: the read-only mode (written into home/ each start) for a read-only route. */
+static const char *mode_file(const struct sr_instance *inst, char *path, size_t cap)
+{
+    const struct sr_inst_token *tc = sr_inst_token(inst);
+    if (!inst->m->o.read_only && !(tc && tc->read_only))
+        return NULL;
+    snprintf(path, cap, "%s/home/serena-remote-read-only.yml", inst->dir);
+    FILE *f = fopen(path, "we");
+    if (!f || fputs(read_only_mode, f) < 0) {
+        if (f)
+            fclose(f);
+        return path; /* Serena then refuses to start, which is safer than an editing backend */
+    }
+    fclose(f);
+    return path;
+}
+
+/* Expand {port} {home} {workdir} {route} {context} {project_args} {mode_args} in the template,
+ * each value quoted. */
 int sr_inst_expand_cmd(struct sr_instance *inst, char *out, size_t cap)
 {
     const char *t = inst->m->o.backend_cmd;
-    const char *project = start_project(inst);
+    char pbuf[PATH_MAX + 80], mbuf[PATH_MAX + 64];
+    const char *project = start_project(inst, pbuf, sizeof(pbuf));
+    const char *mode = NULL;
+    const struct sr_inst_token *tc = sr_inst_token(inst);
+    const char *context = tc && tc->context[0]         ? tc->context
+                          : inst->m->o.default_context ? inst->m->o.default_context
+                                                       : "agent";
     char port[8], home[PATH_MAX + 8], work[PATH_MAX + 8];
     snprintf(port, sizeof(port), "%u", (unsigned)inst->port);
     snprintf(home, sizeof(home), "%s/home", inst->dir);
@@ -164,7 +206,19 @@ int sr_inst_expand_cmd(struct sr_instance *inst, char *out, size_t cap)
             val = work, skip = 9;
         else if (strncmp(t, "{route}", 7) == 0)
             val = inst->route, skip = 7;
-        else if (strncmp(t, "{project_args}", 14) == 0) {
+        else if (strncmp(t, "{context}", 9) == 0)
+            val = context, skip = 9;
+        else if (strncmp(t, "{mode_args}", 11) == 0) {
+            t += 11;
+            if ((mode = mode_file(inst, mbuf, sizeof(mbuf))) != NULL) {
+                static const char flag[] = "--add-mode ";
+                for (const char *q = flag; *q && n + 1 < cap; q++)
+                    out[n++] = *q;
+                out[n] = '\0';
+                shell_quote(out, cap, &n, mode);
+            }
+            continue;
+        } else if (strncmp(t, "{project_args}", 14) == 0) {
             t += 14;
             if (project) {
                 static const char flag[] = "--project ";
@@ -198,10 +252,20 @@ int sr_inst_expand_cmd(struct sr_instance *inst, char *out, size_t cap)
 int sr_inst_sandbox_wrap(const struct sr_instance *inst, char *cmd, size_t cap)
 {
     const char *sd = inst->m->state_dir;
-    char sub[3][PATH_MAX + 8];
+    char sub[4][PATH_MAX + 8];
+    int nsub = 3;
     snprintf(sub[0], sizeof(sub[0]), "%s/home", inst->dir);
     snprintf(sub[1], sizeof(sub[1]), "%s/work", inst->dir);
     snprintf(sub[2], sizeof(sub[2]), "%s/tmp", inst->dir);
+    /* The route's project given as a path on this machine (its token's, else SERENA_PROJECT) is
+     * writable in its sandbox (Serena keeps .serena/ in it); any other path stays read-only. */
+    const char *spec = sr_inst_spec(inst);
+    struct stat pst;
+    if (spec && spec[0] == '/' && strncmp(spec, sd, strlen(sd)) != 0 && stat(spec, &pst) == 0 &&
+        S_ISDIR(pst.st_mode) && strlen(spec) < sizeof(sub[3])) {
+        snprintf(sub[3], sizeof(sub[3]), "%s", spec);
+        nsub = 4;
+    }
     char *out = malloc(cap);
     if (!out)
         return -1;
@@ -209,7 +273,7 @@ int sr_inst_sandbox_wrap(const struct sr_instance *inst, char *cmd, size_t cap)
                                 "bwrap --die-with-parent --ro-bind / / --dev /dev --proc /proc "
                                 "--tmpfs /dev/shm --tmpfs ");
     shell_quote(out, cap, &n, sd);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < nsub; i++) {
         if (n + 9 >= cap)
             goto toolong;
         memcpy(out + n, " --bind ", 8);

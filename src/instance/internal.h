@@ -96,9 +96,19 @@ struct sr_instance {
     bool project_loaded;
 };
 
+/* A token's settings, copied from the token table (sr_instances_set_tokens). */
+struct sr_inst_token {
+    char name[SR_TOKEN_NAME_MAX + 1];
+    char *project; /* its project spec, or NULL */
+    char context[SR_TOKEN_NAME_MAX + 1];
+    bool read_only;
+};
+
 struct sr_instances {
     struct event_base *base;
     struct sr_inst_opts o;
+    struct sr_inst_token *tok;
+    uint32_t ntok;
     char state_dir[PATH_MAX];
     struct sr_instance *list;
     void (*shutdown_done)(void *arg);
@@ -128,6 +138,14 @@ void sr_inst_free_env(char **env);
  * its outcome, duration (since job_us) and archive size go to the metrics. */
 void sr_inst_job_metrics(const struct sr_instance *inst, bool restore, int status,
                          const struct sr_snapshot_result *r);
+
+/* workspace.c: the route's project (its token's, else SERENA_PROJECT), where it is on disk, and
+ * its clone before the first start (then spawn). */
+const struct sr_inst_token *sr_inst_token(const struct sr_instance *inst);
+const char *sr_inst_spec(const struct sr_instance *inst);
+int sr_inst_spec_path(const struct sr_instance *inst, const char *spec, char *out, size_t cap);
+void sr_inst_prepare(struct sr_instance *inst);
+void sr_inst_tokens_free(struct sr_instances *m);
 
 /* persist.c: start (restoring first on a fresh disk), snapshot, the interval timer. */
 void sr_inst_start(struct sr_instance *inst);

@@ -606,7 +606,7 @@ int sr_instances_new(struct event_base *base, const struct sr_inst_opts *o,
     const char **strs[] = {&m->o.backend_cmd,     &m->o.self_exe,       &m->o.seed_config,
                            &m->o.seed_name,       &m->o.sandbox,        &m->o.snap_prefix,
                            &m->o.snap_excludes,   &m->o.partition_mode, &m->o.instance_id,
-                           &m->o.default_project, &m->o.tools_dir};
+                           &m->o.default_project, &m->o.tools_dir,      &m->o.default_context};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         *strs[i] = *strs[i] ? strdup(*strs[i]) : NULL;
     if (o->store) {
@@ -629,7 +629,7 @@ static void free_opts(struct sr_inst_opts *o)
     const char **strs[] = {&o->backend_cmd,     &o->self_exe,       &o->seed_config,
                            &o->seed_name,       &o->sandbox,        &o->snap_prefix,
                            &o->snap_excludes,   &o->partition_mode, &o->instance_id,
-                           &o->default_project, &o->tools_dir};
+                           &o->default_project, &o->tools_dir,      &o->default_context};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free((char *)*strs[i]);
     if (o->store) {
@@ -657,6 +657,7 @@ void sr_instances_free(struct sr_instances *m)
         inst_free(inst);
     }
     free_opts(&m->o);
+    sr_inst_tokens_free(m);
     free(m);
 }
 

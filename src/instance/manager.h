@@ -70,10 +70,17 @@ struct sr_inst_opts {
     /*
      * The project a backend starts with ({project_args} in backend_cmd
      * expands to --project '<it>'): the route's remembered project (the last
-     * one activated successfully, sr_instance_set_project), else this
-     * default (SERENA_PROJECT, may be NULL).
+     * one activated successfully, sr_instance_set_project), else its token's
+     * project (sr_instances_set_tokens), else this default (SERENA_PROJECT,
+     * may be NULL). A project that is a git URL (core/project.h) is cloned
+     * into the route's work/ before its first start.
      */
     const char *default_project;
+    /* {context}: the token's Serena context, else this one (SERENA_CONTEXT). */
+    const char *default_context;
+    /* {mode_args}: every backend without editing tools (SERENA_READ_ONLY), besides tokens
+     * marked read_only. */
+    bool read_only;
     /* Told when a route's backend becomes ready (ready) or stops (!ready): the edge re-attaches
      * or parks its clients' GET streams. May be NULL. */
     void (*on_state)(void *arg, const char *route, struct sr_instance *inst, bool ready);
@@ -109,6 +116,11 @@ int sr_instances_acquire(struct sr_instances *m, const char *route, const char *
 /* Start a route's backend now (run: the container exists for one route). */
 void sr_instances_prestart(struct sr_instances *m, const char *route, const char *token_name,
                            const char *generation);
+
+/* The tokens' own settings (project, context, read-only), copied; again after a reload. The
+ * table may be freed after the call. */
+struct sr_tokens;
+void sr_instances_set_tokens(struct sr_instances *m, const struct sr_tokens *t);
 
 /* Forget a queued acquire (the client went away); its callback will not run. */
 void sr_instances_cancel_wait(struct sr_inst_wait *w);

@@ -177,10 +177,10 @@ static void restore_done(void *arg, int status, const struct sr_snapshot_result 
         sr_inst_check_shutdown(m);
         return;
     }
-    sr_inst_spawn(inst);
+    sr_inst_prepare(inst); /* the project's clone if it is missing, then spawn */
 }
 
-/* Restore when the disk is fresh (home missing or empty), then spawn. */
+/* Restore when the disk is fresh (home missing or empty), clone the project if needed, spawn. */
 void sr_inst_start(struct sr_instance *inst)
 {
     struct sr_instances *m = inst->m;
@@ -189,7 +189,7 @@ void sr_inst_start(struct sr_instance *inst)
     snprintf(home, sizeof(home), "%s/home", inst->dir);
     if (!m->o.store || inst->job || !dir_empty(home)) {
         if (!inst->job)
-            sr_inst_spawn(inst);
+            sr_inst_prepare(inst);
         return;
     }
     struct sr_snapshot_opts o;

@@ -223,16 +223,19 @@ static int build_request(char *buf, size_t cap, enum sr_snapshot_op op,
     sr_jw_init(&w, buf, cap);
     sr_jw_obj_begin(&w);
     sr_jw_key(&w, "op");
-    sr_jw_cstr(&w, op == SR_SNAP_TAKE ? "take" : "restore");
+    sr_jw_cstr(&w, op == SR_SNAP_TAKE ? "take" : op == SR_SNAP_RESTORE ? "restore" : "clone");
     sr_jw_key(&w, "home");
     sr_jw_cstr(&w, home);
     sr_jw_key(&w, "store");
     sr_jw_obj_begin(&w);
     const char *keys[] = {"kind",   "dir",        "endpoint",   "region",
                           "bucket", "access_key", "secret_key", "keys"};
+    static const struct sr_store_config none;
+    if (!c)
+        c = &none; /* a clone opens no store */
     const char *vals[] = {c->kind,   c->dir,        c->endpoint,   c->region,
                           c->bucket, c->access_key, c->secret_key, c->keys};
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    for (size_t i = 0; c && i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (!vals[i])
             continue;
         sr_jw_key(&w, keys[i]);
@@ -256,6 +259,10 @@ static int build_request(char *buf, size_t cap, enum sr_snapshot_op op,
     if (o->cache) {
         sr_jw_key(&w, "cache");
         sr_jw_cstr(&w, o->cache);
+    }
+    if (o->spec) {
+        sr_jw_key(&w, "spec");
+        sr_jw_cstr(&w, o->spec);
     }
     if (o->excludes) {
         sr_jw_key(&w, "excludes");

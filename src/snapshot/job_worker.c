@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/json.h"
+#include "snapshot/clone.h"
 
 #define RESULT_FD  SR_SNAPSHOT_JOB_RESULT_FD
 #define REQUEST_FD SR_SNAPSHOT_JOB_REQUEST_FD
@@ -75,7 +76,7 @@ static int64_t member_int(const struct sr_json_doc *d, uint32_t obj, const char 
 int sr_snapshot_worker_main(void)
 {
     static char req[SR_SNAPSHOT_JOB_REQUEST_MAX + 1];
-    static char sv[8][1024], ov[3][1024], home[4096], work[4096], cache[4096], op[16];
+    static char sv[8][1024], ov[3][1024], home[4096], work[4096], cache[4096], spec[1100], op[16];
     struct sr_json_tok toks[REQ_TOKENS];
     struct sr_json_doc d;
     struct sr_snapshot_result r;
@@ -121,12 +122,23 @@ int sr_snapshot_worker_main(void)
     o.excludes = member(&d, (uint32_t)oo, "excludes", ov[2], sizeof(ov[2]));
     o.work = member(&d, (uint32_t)oo, "work", work, sizeof(work));
     o.cache = member(&d, (uint32_t)oo, "cache", cache, sizeof(cache));
+    o.spec = member(&d, (uint32_t)oo, "spec", spec, sizeof(spec));
     o.retention = (uint32_t)member_int(&d, (uint32_t)oo, "retention");
     int32_t fv = sr_json_obj_get(&d, (uint32_t)oo, "force", 5);
     o.force = fv >= 0 && toks[fv].type == SR_JSON_TRUE;
     o.progress = false;
     /* The secret has served its purpose once parsed into c. */
     memset(req, 0, len);
+    if (strcmp(op, "clone") == 0) {
+        char commit[41];
+        rc =
+            o.spec && sr_clone_run(o.spec, home, commit, err, sizeof(err)) == 0 ? 0 : SR_STORE_E_IO;
+        if (!o.spec)
+            snprintf(err, sizeof(err), "the clone job got no project");
+        if (rc == 0)
+            snprintf(r.key, sizeof(r.key), "%s", commit);
+        goto out;
+    }
     rc = sr_store_open(&c, &s, err, sizeof(err));
     if (rc == 0) {
         if (strcmp(op, "take") == 0)

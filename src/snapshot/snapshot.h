@@ -43,6 +43,7 @@ struct sr_snapshot_opts {
     const char *partition; /* resolved partition name ([A-Za-z0-9._-]) */
     const char *work;      /* the workspace snapshotted beside home (work/), NULL for none */
     const char *cache;     /* local cache directory (cache.h), NULL for none */
+    const char *spec;      /* SR_SNAP_CLONE: the project spec to clone */
     const char *excludes;  /* SERENA_SNAPSHOT_EXCLUDE (scan.h); NULL: SR_SNAPSHOT_EXCLUDES */
     uint32_t retention;    /* SERENA_R2_SNAPSHOT_RETENTION_COUNT */
     bool force;            /* take even when the fingerprint is unchanged */
@@ -85,7 +86,9 @@ void sr_snapshot_jw_ascii(struct sr_jw *w, const char *s);
 
 /* ---- jobs: the same work in a forked worker, reported to the event loop ---- */
 
-enum sr_snapshot_op { SR_SNAP_TAKE, SR_SNAP_RESTORE };
+/* SR_SNAP_CLONE: clone o->spec (a git project spec, core/project.h) into `home` (the
+ * destination directory), in the same worker process (clone.h); no store is opened. */
+enum sr_snapshot_op { SR_SNAP_TAKE, SR_SNAP_RESTORE, SR_SNAP_CLONE };
 
 struct sr_snapshot_job;
 

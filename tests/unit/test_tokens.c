@@ -20,7 +20,7 @@
 #define TOK_A   "alpha-token-0123456789abcdef"
 #define TOK_B   "bravoTOKEN0123456789+/=="
 #define TOK_S   "singleton-secret-0123456789"
-#define SCRATCH (SR_TOKENS_MAX * 2 + 1)
+#define SCRATCH SR_TOKENS_SCRATCH
 
 static struct sr_json_tok scratch[SCRATCH];
 
@@ -237,6 +237,68 @@ static void test_limits_and_arguments(void **state)
     assert_int_equal(sr_tokens_add_singleton(&t, "short", 5, NULL), -1);
 }
 
+static void test_entry_objects(void **state)
+{
+    struct sr_tokens t;
+    struct sr_core_err err;
+    size_t n = 0;
+    char hex[65];
+
+    (void)state;
+    digest_hex(TOK_B, hex);
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"alice\": {\"token\": \"" TOK_A "\", \"project\": "
+             "\"file:///srv/git/proj.git#main\", \"context\": \"ide\", \"read_only\": true},"
+             " \"bob\": \"sha256:%s\", \"carol\": {\"token\": \"" TOK_S "\"}}",
+             hex);
+    sr_tokens_init(&t);
+    assert_int_equal(add_json(&t, json, &err), 0);
+    assert_int_equal(t.count, 3);
+    assert_int_equal(match(&t, TOK_A), 0);
+    assert_int_equal(match(&t, TOK_B), 1);
+    assert_int_equal(match(&t, TOK_S), 2);
+    const char *p = sr_tokens_project(&t, 0, &n);
+    assert_int_equal(n, strlen("file:///srv/git/proj.git#main"));
+    assert_memory_equal(p, "file:///srv/git/proj.git#main", n);
+    assert_string_equal(t.e[0].context, "ide");
+    assert_int_equal(t.e[0].read_only, 1);
+    assert_null(sr_tokens_project(&t, 1, &n));
+    assert_int_equal(t.e[2].read_only, 0);
+    assert_string_equal(t.e[2].context, "");
+
+    /* Refusals name the entry and what is wrong, never a token; the table is left as it was. */
+    struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"x\": {\"project\": \"/srv\"}}", "entry \"x\": has no \"token\""},
+        {"{\"x\": {\"token\": \"" TOK_A "x\", \"owner\": \"me\"}}", "entry \"x\": has a member"},
+        {"{\"x\": {\"" TOK_A "\": 1}}", "entry \"x\": has a member other"},
+        {"{\"x\": {\"token\": \"" TOK_A "x\", \"project\": \"ssh://-oProxyCommand=x/y\"}}",
+         "entry \"x\": project URL has an invalid host"},
+        {"{\"x\": {\"token\": \"" TOK_A "x\", \"project\": \"https://a/b#--upload-pack=c\"}}",
+         "entry \"x\": project ref"},
+        {"{\"x\": {\"token\": \"" TOK_A "x\", \"project\": \"ext::sh\"}}",
+         "entry \"x\": project URL uses git's transport"},
+        {"{\"x\": {\"token\": \"" TOK_A "x\", \"project\": 7}}", "\"project\" must be a string"},
+        {"{\"x\": {\"token\": \"" TOK_A "x\", \"context\": \"a b\"}}", "\"context\" must be"},
+        {"{\"x\": {\"token\": \"" TOK_A "x\", \"read_only\": \"yes\"}}", "\"read_only\" must be"},
+        {"{\"x\": {\"token\": 12}}", "entry \"x\": value must be a string"},
+        {"{\"x\": {\"token\": \"short\"}}", "entry \"x\": token is shorter"},
+        {"[{\"token\": \"" TOK_A "x\"}]", "API_TOKENS_JSON[0]: value must be a string"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sr_tokens before;
+        memcpy(&before, &t, sizeof(t));
+        err.msg[0] = '\0';
+        assert_int_equal(add_json(&t, cases[i].json, &err), -1);
+        if (!strstr(err.msg, cases[i].want))
+            fail_msg("case %zu: expected '%s' in '%s'", i, cases[i].want, err.msg);
+        assert_null(strstr(err.msg, TOK_A));
+        assert_memory_equal(&before, &t, sizeof(t));
+    }
+}
+
 static void test_token_lengths(void **state)
 {
     static struct sr_tokens t;
@@ -265,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_table_full),
         cmocka_unit_test(test_limits_and_arguments),
         cmocka_unit_test(test_token_lengths),
+        cmocka_unit_test(test_entry_objects),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

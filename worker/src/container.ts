@@ -25,6 +25,8 @@ export class SerenaContainer extends Container<Env> {
     this.sleepAfter = env.SLEEP_AFTER || "15m";
     const vars: Record<string, string> = {
       ...containerSettings(env).vars,
+      // The token's own project, context and read-only mode, when its entry names them.
+      ...tokenSettings(env, ctx.id.name ?? ""),
       // The real Durable Object id: workerd's CLOUDFLARE_DURABLE_OBJECT_ID is a placeholder locally.
       SERENA_INSTANCE_ID: ctx.id.toString(),
       // The route name ("<generation>:<token name>"), for the "token" partition mode and the logs.
@@ -45,6 +47,30 @@ export class SerenaContainer extends Container<Env> {
     console.error(`container ${this.ctx.id.name ?? this.ctx.id.toString()} failed: ${error}`);
     throw error;
   }
+}
+
+/**
+ * A token entry's own settings as `run`'s environment: {"name": {"token", "project", "context",
+ * "read_only"}} in API_TOKENS_JSON (already validated by core.wasm, src/core/tokens.c) gives the
+ * route "<generation>:name" its SERENA_PROJECT, SERENA_CONTEXT and SERENA_READ_ONLY.
+ */
+export function tokenSettings(env: Env, route: string): Record<string, string> {
+  const name = route.slice(route.indexOf(":") + 1);
+  let table: unknown;
+  try {
+    table = JSON.parse(env.API_TOKENS_JSON ?? "");
+  } catch {
+    return {};
+  }
+  if (!table || typeof table !== "object" || Array.isArray(table)) return {};
+  const entry = (table as Record<string, unknown>)[name];
+  if (!entry || typeof entry !== "object" || Array.isArray(entry)) return {};
+  const e = entry as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  if (typeof e.project === "string") out.SERENA_PROJECT = e.project;
+  if (typeof e.context === "string") out.SERENA_CONTEXT = e.context;
+  if (e.read_only === true) out.SERENA_READ_ONLY = "1";
+  return out;
 }
 
 function base64url(bytes: Uint8Array): string {

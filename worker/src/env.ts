@@ -4,7 +4,8 @@ export interface Env {
   /** Durable Object namespace of the per-route containers (SerenaContainer, or LocalContainer in env.local). */
   SERENA_CONTAINER: DurableObjectNamespace;
 
-  // Tokens (secrets): API_TOKEN (singleton route) and/or API_TOKENS_JSON ({"name":"token"} or ["token"]).
+  // Tokens (secrets): API_TOKEN (singleton route) and/or API_TOKENS_JSON ({"name":"token"} or ["token"]);
+  // an entry may be {"token", "project", "context", "read_only"} (the container gets its settings).
   API_TOKEN?: string;
   API_TOKENS_JSON?: string;
 
@@ -36,6 +37,7 @@ export interface Env {
   SERENA_CONTEXT?: string;
   SERENA_PROJECT?: string;
   SERENA_ALLOW_SHELL?: string;
+  SERENA_READ_ONLY?: string;
   SERENA_BACKEND_CMD?: string;
   SERENA_REMOTE_LOG_FORMAT?: string;
 
