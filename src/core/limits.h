@@ -37,7 +37,8 @@
 #define SR_WRITE_STALL       300 /* a client that reads nothing for this long is dropped */
 #define SR_RELAY_HIGH_WATER  (64u * 1024u) /* pause the upstream above this much unsent output */
 #define SR_RELAY_LOW_WATER   (16u * 1024u) /* resume it below this */
-#define SR_STREAM_KEEPALIVE  15            /* seconds between comments on a parked GET stream */
+#define SR_RESEND_DELAY_MS   100 /* a request whose backend had just died waits this long, once */
+#define SR_STREAM_KEEPALIVE  15  /* seconds between comments on a parked GET stream */
 #define SR_RELAY_TAP_MAX     (64u * 1024u) /* response bytes the edge may read (activate_project) */
 #define SR_PIPELINE_MAX      (64u * 1024u) /* bytes read ahead while a response is in progress */
 #define SR_MAX_CONNECTIONS   10000

@@ -189,7 +189,8 @@ struct pending {
     struct sr_upstream *up;
     struct sr_inst_wait *wait;
     struct sr_reinit *ri;
-    bool is_post, is_delete, fix_accept, initialize, session, retried, counted, stateless;
+    bool is_post, is_delete, fix_accept, initialize, session, retried, counted, stateless, resent;
+    struct event *retry; /* pending_unsent: the moment before the request goes through again */
     enum sr_shim shim;
     char rpc_id[SR_RPC_ID_MAX + 1];
     char route[SR_ROUTE_MAX + 1];
@@ -208,6 +209,8 @@ static void pending_free(struct pending *p)
 {
     if (p->counted)
         sr_instance_request_end(p->inst, p->is_post);
+    if (p->retry)
+        event_free(p->retry);
     free(p->reinit);
     free(p->project);
     free(p);
@@ -253,6 +256,7 @@ static void pending_tap(void *arg, int status, const char *body, size_t n)
 }
 
 static void pending_send(struct pending *p);
+static void pending_unsent(void *arg);
 
 static void pending_reinit_done(void *arg, const char *backend, const char *err)
 {
@@ -357,6 +361,7 @@ static void pending_send(struct pending *p)
         .protocol = p->session ? p->proto : NULL,
         .on_session = p->session || p->initialize ? pending_session : NULL,
         .on_lost = p->session ? pending_lost : NULL,
+        .on_unsent = p->inst ? pending_unsent : NULL,
         .on_tap = p->project ? pending_tap : NULL,
     };
     /* A GET relayed as it is (--upstream mode) is a server-to-client stream: no work to drain. */
@@ -462,6 +467,64 @@ static void log_tool_name(struct sr_req *r)
     sr_req_set_tool(r, buf);
 }
 
+/* Get the route's instance (starting it when it sleeps), then go on with the request. */
+static void pending_acquire(struct pending *p)
+{
+    struct sr_edge *e = p->e;
+    struct sr_upstream *up = NULL;
+    struct sr_instance *inst = NULL;
+    int status = 503;
+    unsigned retry_after = 0;
+    char msg[640];
+    int rc =
+        sr_instances_acquire(e->instances, p->route, p->name, e->policy.generation, pending_ready,
+                             p, &up, &inst, &p->wait, &status, &retry_after, msg, sizeof(msg));
+    if (rc == SR_INST_READY_NOW) {
+        pending_go(p, up, inst);
+    } else if (rc == SR_INST_QUEUED) {
+        /* Held until the instance is ready; a client that leaves drops its place. */
+        sr_req_set_hooks(p->r, pending_abort, NULL, p);
+    } else {
+        sr_relay_fail(p->r, status, retry_after, p->rpc_id, msg);
+        pending_free(p);
+    }
+}
+
+static void pending_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending *p = arg;
+    (void)fd;
+    (void)what;
+    pending_acquire(p);
+}
+
+/*
+ * Nothing answered on the backend's port: it died a moment ago, before the manager saw it exit.
+ * The request was not sent, so it waits a moment (the manager learns of the exit from the
+ * process's pidfd) and goes through the instance again, which restarts the backend; once.
+ */
+static void pending_unsent(void *arg)
+{
+    struct pending *p = arg;
+    if (p->counted)
+        sr_instance_request_end(p->inst, p->is_post);
+    p->counted = false;
+    if (p->resent || !p->e->instances ||
+        !(p->retry = evtimer_new(p->e->base, pending_retry_cb, p))) {
+        sr_relay_fail(p->r, 502, 0, p->rpc_id, "cannot connect to the backend");
+        pending_free(p);
+        return;
+    }
+    p->resent = true;
+    sr_log_event("info",
+                 "route=%s backend gone before the request reached it: sending it again "
+                 "once the instance runs",
+                 p->route);
+    struct timeval tv = {0, SR_RESEND_DELAY_MS * 1000};
+    evtimer_add(p->retry, &tv);
+    sr_req_set_hooks(p->r, pending_abort, NULL, p);
+}
+
 static const char *token_name(const struct sr_edge *e, const struct sr_decision *d)
 {
     return d->token_index >= 0 ? e->tokens->e[d->token_index].name : "run";
@@ -563,22 +626,7 @@ static void forward(struct sr_edge *e, struct sr_req *r, const struct sr_decisio
         pending_go(p, e->upstream, NULL);
         return;
     }
-    struct sr_upstream *up = NULL;
-    struct sr_instance *inst = NULL;
-    int status = 503;
-    unsigned retry_after = 0;
-    char msg[640];
-    int rc = sr_instances_acquire(e->instances, d->route, name, e->policy.generation, pending_ready,
-                                  p, &up, &inst, &p->wait, &status, &retry_after, msg, sizeof(msg));
-    if (rc == SR_INST_READY_NOW) {
-        pending_go(p, up, inst);
-    } else if (rc == SR_INST_QUEUED) {
-        /* Held until the instance is ready; a client that leaves drops its place. */
-        sr_req_set_hooks(r, pending_abort, NULL, p);
-    } else {
-        sr_relay_fail(r, status, retry_after, p->rpc_id, msg);
-        pending_free(p);
-    }
+    pending_acquire(p);
 }
 
 /* ---- GET streams that outlive their backend ------------------------------ */

@@ -24,7 +24,9 @@ struct relay {
     const char *(*on_session)(void *arg, const char *v, size_t n);
     void (*on_lost)(void *arg);
     void (*on_tap)(void *arg, int status, const char *body, size_t n);
-    bool lost;    /* the upstream answered 404: nothing is relayed, on_lost runs at the end */
+    bool lost;   /* the upstream answered 404: nothing is relayed, on_lost runs at the end */
+    bool unsent; /* no connection was made: on_unsent runs at the end */
+    void (*on_unsent)(void *arg);
     bool sse;     /* the response is an event stream */
     bool chunked; /* ... framed in chunks, so an error event can still be appended */
     int status;
@@ -117,6 +119,8 @@ static void relay_free(struct relay *x)
         evbuffer_free(x->tap);
     if (x->lost && x->on_lost)
         x->on_lost(x->end_arg);
+    else if (x->unsent)
+        x->on_unsent(x->end_arg);
     else if (x->on_end)
         x->on_end(x->end_arg);
     free(x);
@@ -259,9 +263,12 @@ static void on_error(void *arg, const char *what, bool got_head)
     char id[SR_RPC_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s", x->rpc_id);
     bool lost = x->lost, event = x->sse && x->chunked && id[0] && strcmp(id, "null") != 0;
+    if (!got_head && x->on_unsent && strncmp(what, "cannot connect", 14) == 0)
+        x->unsent = true;
+    bool unsent = x->unsent;
     relay_free(x);
-    if (lost)
-        return; /* on_lost has the request */
+    if (lost || unsent)
+        return; /* on_lost or on_unsent has the request */
     sr_log_event("warn", "upstream request failed: %s", what);
     if (got_head && event)
         stream_error_event(r, id, what);
@@ -307,6 +314,7 @@ void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, const struct sr_r
     x->end_arg = o->end_arg;
     x->on_session = o->on_session;
     x->on_lost = o->on_lost;
+    x->on_unsent = o->on_unsent;
     x->on_tap = o->on_tap;
     if (o->on_tap && !(x->tap = evbuffer_new())) {
         evbuffer_free(b);
@@ -323,8 +331,11 @@ void sr_relay_forward(struct sr_req *r, struct sr_upstream *u, const struct sr_r
     bool head = h->method.n == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
     if (sr_up_send(u, b, head, &relay_cbs, x, &x->q) < 0) {
         evbuffer_free(b);
+        x->unsent = x->on_unsent != NULL;
+        bool unsent = x->unsent;
         relay_free(x);
-        fail_502(r, rpc_id ? rpc_id : "", "cannot open a connection to the upstream");
+        if (!unsent)
+            fail_502(r, rpc_id ? rpc_id : "", "cannot open a connection to the upstream");
         return;
     }
     sr_req_set_hooks(r, on_client_abort, on_client_drain, x);

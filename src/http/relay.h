@@ -43,6 +43,10 @@ struct sr_relay_opts {
      * on_end, so the caller can re-initialize and send the request again.
      */
     const char *session_up;
+    /* The upstream could not be connected to (it was gone: a backend that died a moment ago): the
+     * request was not sent; the relay stops without touching the client request and calls
+     * on_unsent instead of on_end, so the caller may send it again once a backend runs. */
+    void (*on_unsent)(void *arg);
     const char *protocol;
     const char *(*on_session)(void *arg, const char *v, size_t n);
     void (*on_lost)(void *arg);

@@ -33,7 +33,8 @@ struct sr_up_cbs {
     /* Body bytes: the callee must drain `data`. */
     void (*on_data)(void *arg, struct evbuffer *data);
     void (*on_done)(void *arg);
-    /* `what` says what failed, for people: "connection refused", "timed out ...". */
+    /* `what` says what failed, for people ("timed out ..."). It starts with "cannot connect"
+     * exactly when no connection was made, so no byte of the request was sent. */
     void (*on_error)(void *arg, const char *what, bool got_head);
 };
 

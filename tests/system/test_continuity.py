@@ -437,8 +437,14 @@ def test_one_session_survives_everything(kind, serena_gws, tmp_dir):
 
         # 2. kill -9 of Serena
         pid, st = running_serena()
+        crashes = g.status(tok)["instance"]["restarts"]
         os.kill(pid, signal.SIGKILL)
         wait_gone([pid], "the killed Serena to die")
+        # The crash as the gateway saw it: a request sent in the instant before the gateway learns
+        # of the exit can meet a dying listener, which is no question of sessions (a port that
+        # refuses is handled: test_instances' sent-again test).
+        peers.wait_until(lambda: g.status(tok)["instance"]["restarts"] > crashes, "the gateway to see the crash",
+                         g.proc, guard=POLL_GUARD)
         check("after kill -9 of Serena")
         new = ts.wait_pidfile(g, route)
         assert new != (pid, st), "still the killed Serena in the pid file"

@@ -470,6 +470,35 @@ def test_crash_under_a_request_then_restart(instance_gateway_factory, tmp_dir):
     assert g.health()["status"] == "ok"
 
 
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection((peers.HOST, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_request_right_after_a_backend_died_is_sent_again(instance_gateway_factory, tmp_dir):
+    """A request that reaches the gateway in the moment after its backend died (nothing listens
+    on the port, the gateway has not yet seen the exit) was never sent: it waits for the restarted
+    backend and succeeds in the same session, instead of a 502."""
+    toks = {"alpha": new_token("alpha")}
+    t = toks["alpha"]
+    g = instance_gateway_factory(tmp_dir / "state", env=env_for(toks))
+    sid = session_and_echo(g, t, "before")
+    for k in range(2):  # three crashes within 60 s would start the crash-loop cool-down
+        pid, st = wait_pidfile(g, "gen-1:alpha")
+        port = g.status(t)["instance"]["port"]
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid, st, "the killed backend to die")
+        # Until its port refuses connections (a dying listener may still take one in); the
+        # gateway may or may not have seen the exit by now: either way the call must work.
+        peers.wait_until(lambda: not port_open(port), "the dead backend's port to refuse", None, guard=GUARD)
+        echo(g.port, t, sid, 10 + k, f"right after crash {k}")
+    assert g.status(t)["instance"]["restarts"] == 2
+    assert peers.health_ok(g.port) and g.proc.alive()
+
+
 def test_crash_loop_cools_down(instance_gateway_factory, tmp_dir):
     toks = {"alpha": new_token("alpha"), "bravo": new_token("bravo")}
     t = toks["alpha"]
