@@ -2,7 +2,10 @@
 // tests): the same Durable Object per route, but instead of starting a container it forwards to
 // a `serena-remote run` already listening on 127.0.0.1. LOCAL_CONTAINER_URLS maps route names to
 // base URLs ({"gen-1:alice": "http://127.0.0.1:18081", "*": "http://127.0.0.1:18080"}). The
-// Worker's code path is otherwise identical: it cannot tell the two classes apart.
+// Worker's code path is otherwise identical: it cannot tell the two classes apart. The value
+// "unavailable" answers as @cloudflare/containers does when no instance can be had (max_instances
+// reached, or still provisioning): a plain-text 503, which the Worker must turn into a JSON-RPC
+// error with Retry-After.
 
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env";
@@ -18,6 +21,11 @@ export class LocalContainer extends DurableObject<Env> {
     }
     const base = map[route] ?? map["*"];
     if (!base) return local(503, `no local container for route ${route}: add it to LOCAL_CONTAINER_URLS`);
+    if (base === "unavailable")
+      return new Response(
+        "There is no Container instance available at this time.\nThis is likely because you have reached your max concurrent instance count (set in wrangler config) or are you currently provisioning the Container.",
+        { status: 503 }
+      );
     const u = new URL(req.url);
     const target = new URL(u.pathname + u.search, base);
     const r = await fetch(target, {

@@ -1,9 +1,11 @@
 // A Worker whose configuration is wrong says so: /health is degraded with the reason, and a
 // client gets a JSON-RPC error naming it, while no container is started or contacted.
 //
-// Two `wrangler dev --env local` runs: (1) a token and a container setting `serena-remote run`
-// would refuse (the same rule, from core.wasm); (2) no token at all. LOCAL_CONTAINER_URLS points
-// at a port where nothing listens, so a request that reached a container would be a 502.
+// Three `wrangler dev --env local` runs: (1) a token and a container setting `serena-remote run`
+// would refuse (the same rule, from core.wasm); (2) no container available, as the container
+// library answers at max_instances (LocalContainer's "unavailable"); (3) no token at all.
+// Otherwise LOCAL_CONTAINER_URLS points at a port where nothing listens, so a request that
+// reached a container would be a 502.
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -60,6 +62,28 @@ test("a container setting run would refuse: /health degraded with the reason, cl
   assert.equal(r.status, 500, JSON.stringify(body));
   assert.equal(body.id, 5);
   assert.match(body.error.message, /so no container is started: .*SERENA_R2_SNAPSHOT_RETENTION_COUNT=0 is invalid/);
+});
+
+test("no container available (max_instances): a JSON-RPC 503 with Retry-After, not the library's plain text", async () => {
+  const port = await worker(`API_TOKENS_JSON=${JSON.stringify({ dev: TOKEN })}\n`, {
+    LOCAL_CONTAINER_URLS: JSON.stringify({ "*": "unavailable" }),
+  });
+  const r = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 6,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "sr-refused", version: "1" } },
+    }),
+  });
+  assert.equal(r.status, 503);
+  assert.match(r.headers.get("content-type") ?? "", /application\/json/);
+  assert.match(r.headers.get("retry-after") ?? "", /^\d+$/);
+  const body = await r.json();
+  assert.equal(body.id, 6);
+  assert.match(body.error.message, /No container is available for this token right now.*max_instances/);
 });
 
 test("no token configured: /health is degraded and says so", async () => {
