@@ -5,7 +5,8 @@
  * strict component order, each under a member or a directory listed before
  * it, refs inside their pack and frame, link targets inside their member.
  * It must re-encode to bytes that decode to the same tree and the same
- * fingerprint. A refused one must come back empty with a message.
+ * fingerprint, and its pack table must read alone the same (garbage
+ * collection's shortcut). A refused one must come back empty with a message.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,10 +36,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = '\0';
     int rc = sr_tree_decode(&t, copy, size, err, sizeof(err));
     free(copy);
+    uint8_t(*ids)[32] = NULL;
+    uint32_t np = 0;
+    int prc = sr_tree_decode_packs(data, size, &ids, &np);
+    check(prc >= -1 && prc <= 1 && (prc == 0 || ids == NULL));
     if (rc != 0) {
         check(t.n == 0 && t.nr == 0 && t.np == 0 && err[0] != '\0');
+        free(ids);
         return 0;
     }
+    /* A tree that decodes has a pack table that decodes alone, the same. */
+    check(prc == 0 && np == t.np);
+    for (uint32_t k = 0; k < np; k++)
+        check(memcmp(ids[k], t.p[k].id, 32) == 0);
+    free(ids);
     for (uint32_t i = 0; i < t.n; i++) {
         const struct sr_tree_entry *e = &t.e[i];
         const char *p = sr_tree_path(&t, i);

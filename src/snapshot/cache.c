@@ -1,9 +1,9 @@
 /*
  * The local snapshot cache (see cache.h).
  *
- * state is: "SRCACHE1\n" | key NUL | sha256 (64 hex) NUL | u64 object length | object |
- * u32 entries | per entry: u64 dev | u64 ino | i64 ctime s | u32 ctime ns | u8 trusted.
- * Integers little endian. It is written to a temporary file and renamed over the old one.
+ * state is: "SRCACHE2\n" | key NUL | sha256 (64 hex) NUL | u32 entries | per entry: u64 dev |
+ * u64 ino | i64 ctime s | u32 ctime ns | u8 trusted. Integers little endian. The tree object it
+ * describes is trees/<sha256>. Both are written to a temporary file renamed over the old one.
  */
 #include "snapshot/cache.h"
 
@@ -21,7 +21,7 @@
 #include "core/mem.h"
 #include "snapshot/internal.h"
 
-#define MAGIC "SRCACHE1\n"
+#define MAGIC "SRCACHE2\n"
 
 static void sha_hex(const uint8_t *p, size_t n, char hex[65])
 {
@@ -146,22 +146,18 @@ int sr_cache_load(const char *dir, struct sr_cache *c)
         goto bad;
     memcpy(c->key, b + at, (size_t)(nul - (b + at)) + 1);
     at = (size_t)(nul - b) + 1;
-    if (n - at < 65 + 8 || b[at + 64] != 0)
+    if (n - at < 65 || b[at + 64] != 0)
         goto bad;
     memcpy(c->sha256, b + at, 65);
     at += 65;
-    uint64_t olen = get64(b + at);
-    at += 8;
-    if (olen > n - at)
-        goto bad;
-    const uint8_t *obj = b + at;
-    at += (size_t)olen;
-    char hex[65];
-    sha_hex(obj, (size_t)olen, hex);
-    if (strcmp(hex, c->sha256) != 0 || n - at < 4)
+    uint8_t *obj = NULL;
+    size_t olen = 0;
+    if (n - at < 4 || sr_cache_tree_get(dir, c->sha256, &obj, &olen) < 0)
         goto bad;
     /* Decoded like any tree from the store (decompressed with the same bounds). */
-    if (sr_snap_decode_tree_obj(obj, (size_t)olen, &c->t, err, sizeof(err)) != 0)
+    int drc = sr_snap_decode_tree_obj(obj, olen, &c->t, err, sizeof(err));
+    free(obj);
+    if (drc != 0)
         goto bad;
     uint32_t ne = get32(b + at);
     at += 4;
@@ -276,9 +272,10 @@ void sr_cache_save(const char *dir, const char *key, const char *sha256, const u
     if (!dir)
         return;
     mkdirs(dir);
+    sr_cache_tree_put(dir, sha256, obj, n);
     size_t kl = strlen(key);
-    size_t hn = sizeof(MAGIC) - 1 + kl + 1 + 65 + 8;
-    size_t tail = (size_t)n + 4 + (size_t)t->n * REC;
+    size_t hn = sizeof(MAGIC) - 1 + kl + 1 + 65;
+    size_t tail = 4 + (size_t)t->n * REC;
     uint8_t *h = malloc(hn + tail);
     if (!h)
         return;
@@ -289,10 +286,6 @@ void sr_cache_save(const char *dir, const char *key, const char *sha256, const u
     at += kl + 1;
     memcpy(h + at, sha256, 65);
     at += 65;
-    put64(h + at, n);
-    at += 8;
-    memcpy(h + at, obj, n);
-    at += n;
     put32(h + at, t->n);
     at += 4;
     for (uint32_t i = 0; i < t->n; i++, at += REC) {
@@ -313,7 +306,6 @@ void sr_cache_save(const char *dir, const char *key, const char *sha256, const u
     snprintf(path, sizeof(path), "%s/state", dir);
     write_atomic(path, h, at, NULL, 0);
     free(h);
-    sr_cache_tree_put(dir, sha256, obj, n);
 }
 
 void sr_cache_pending_set(const char *dir, bool on)

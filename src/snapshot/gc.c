@@ -9,6 +9,7 @@
 
 #include "core/mem.h"
 #include "snapshot/internal.h"
+#include "snapshot/pack.h"
 
 struct idset {
     uint8_t (*id)[32];
@@ -60,6 +61,23 @@ static bool all_hex(const char *s, size_t n)
     return true;
 }
 
+static void doom(struct orphans *g, const char *key)
+{
+    if (g->oom)
+        return;
+    if (g->n == g->cap) {
+        size_t nc = g->cap ? g->cap * 2 : 64;
+        char(*nd)[SR_MANIFEST_KEY_MAX] = realloc(g->doomed, nc * SR_MANIFEST_KEY_MAX);
+        if (!nd) {
+            g->oom = true;
+            return;
+        }
+        g->doomed = nd;
+        g->cap = nc;
+    }
+    snprintf(g->doomed[g->n++], SR_MANIFEST_KEY_MAX, "%s", key);
+}
+
 static int on_object(void *arg, const struct sr_store_object *ob)
 {
     struct orphans *g = arg;
@@ -80,25 +98,14 @@ static int on_object(void *arg, const struct sr_store_object *ob)
             sr_manifest_find(g->m, ob->key) < 0)
             doomed = true;
     }
-    if (!doomed || g->oom)
-        return 0;
-    if (g->n == g->cap) {
-        size_t nc = g->cap ? g->cap * 2 : 64;
-        char(*nd)[SR_MANIFEST_KEY_MAX] = realloc(g->doomed, nc * SR_MANIFEST_KEY_MAX);
-        if (!nd) {
-            g->oom = true;
-            return 0;
-        }
-        g->doomed = nd;
-        g->cap = nc;
-    }
-    snprintf(g->doomed[g->n++], SR_MANIFEST_KEY_MAX, "%s", ob->key);
+    if (doomed)
+        doom(g, ob->key);
     return 0;
 }
 
 void sr_snap_gc(struct sr_store *s, const struct sr_snapshot_opts *o, const struct sr_manifest *m,
                 const struct sr_tree *newest, const struct sr_manifest_entry *dropped,
-                uint32_t ndropped, bool manifest_was_read, int64_t started,
+                uint32_t ndropped, bool manifest_was_read, bool orphans, int64_t started,
                 struct sr_snapshot_result *r)
 {
     char err[512];
@@ -166,7 +173,21 @@ void sr_snap_gc(struct sr_store *s, const struct sr_snapshot_opts *o, const stru
     struct orphans g = {.o = o, .m = m, .used = &used, .released = &released, .started = started};
     snprintf(g.part, sizeof(g.part), "%s/%s/", o->prefix, o->partition);
     sr_snap_packs_prefix(o, g.packs, sizeof(g.packs));
-    int rc = sr_store_list(s, g.part, on_object, &g, err, sizeof(err));
+    int rc = 0;
+    if (orphans) {
+        rc = sr_store_list(s, g.part, on_object, &g, err, sizeof(err));
+    } else {
+        /* Nothing unknown to look for: the dropped snapshots' packs no kept one uses. */
+        char key[SR_MANIFEST_KEY_MAX + 8];
+        for (size_t i = 0; i < released.n; i++) {
+            if (i && memcmp(released.id[i], released.id[i - 1], 32) == 0)
+                continue;
+            if (!idset_has(&used, released.id[i])) {
+                sr_pack_key(g.packs, released.id[i], key, sizeof(key));
+                doom(&g, key);
+            }
+        }
+    }
     if (rc < 0 && rc != SR_STORE_E_NOTFOUND) {
         sr_snap_note(r, "unused packs were not collected: the partition cannot be listed (%s)",
                      err);

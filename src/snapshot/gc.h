@@ -26,12 +26,14 @@
 
 /*
  * m: the manifest as stored (newest first); newest: the tree of m->e[0] when it is a tree
- * snapshot we have in memory (its packs need no download), else NULL. Failures only add
- * notes to r: the snapshot itself is already safe.
+ * snapshot we have in memory (its packs need no download), else NULL. orphans: list the
+ * partition for what no snapshot names (after a killed upload, or when we cannot know);
+ * otherwise only the dropped snapshots' packs are candidates, and no listing is made.
+ * Failures only add notes to r: the snapshot itself is already safe.
  */
 void sr_snap_gc(struct sr_store *s, const struct sr_snapshot_opts *o, const struct sr_manifest *m,
                 const struct sr_tree *newest, const struct sr_manifest_entry *dropped,
-                uint32_t ndropped, bool manifest_was_read, int64_t started,
+                uint32_t ndropped, bool manifest_was_read, bool orphans, int64_t started,
                 struct sr_snapshot_result *r);
 
 #endif

@@ -45,6 +45,11 @@ int sr_snap_decode_tree_obj(const uint8_t *data, size_t n, struct sr_tree *t, ch
 int sr_snap_get_tree(struct sr_store *s, const char *cache, const char *key, const char *sha256,
                      struct sr_tree *t, char *err, size_t errlen);
 
+/* Only the pack ids of a snapshot's tree (the start of its object): *ids malloc'd, *np of them. */
+int sr_snap_get_tree_packs(struct sr_store *s, const char *cache, const char *key,
+                           const char *sha256, uint8_t (**ids)[32], uint32_t *np, char *err,
+                           size_t errlen);
+
 /* Split a directory into its parent and base name. */
 int sr_snap_split(const char *dir, char *parent, size_t pcap, char *base, size_t bcap, char *err,
                   size_t errlen);

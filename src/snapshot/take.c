@@ -357,7 +357,8 @@ static int encode_tree(const struct sr_tree *t, uint8_t **out, size_t *outlen, c
         return fail(err, errlen, SR_STORE_E_IO, "out of memory encoding the tree");
     size_t cap = ZSTD_compressBound(rn);
     uint8_t *z = malloc(cap);
-    size_t zn = z ? ZSTD_compress(z, cap, raw, rn, SR_PACK_ZSTD_LEVEL) : 0;
+    /* Level 1: a tree is mostly digests, which no level compresses; the paths compress anyway. */
+    size_t zn = z ? ZSTD_compress(z, cap, raw, rn, 1) : 0;
     free(raw);
     if (!z || ZSTD_isError(zn)) {
         free(z);
@@ -380,14 +381,23 @@ static void skipped(struct sr_snapshot_result *r, const struct sr_manifest_entry
     sr_snap_note(r, "unchanged since %s: nothing uploaded", e->key);
 }
 
-/* Remember tree object obj (key, sha256) and what the walk saw of its files, for next time. */
+/* Remember tree object obj (key, sha256) and what the walk saw of its files, for next time. own:
+ * obj is tk->t's encoding. */
 static void remember(struct take *tk, const char *key, const char *sha256, const uint8_t *obj,
-                     size_t n, int64_t since)
+                     size_t n, int64_t since, bool own)
 {
     struct sr_tree dt;
     char err[128];
     if (!tk->o->cache)
         return;
+    bool gone = false;
+    for (uint32_t i = 0; i < tk->t.n && own && !gone; i++)
+        gone = tk->t.e[i].gone;
+    if (own && !gone) {
+        /* Its entries are ours, in our order: no need to decode it again. */
+        sr_cache_save(tk->o->cache, key, sha256, obj, n, &tk->t, tk->st, NULL, since);
+        return;
+    }
     sr_tree_init(&dt);
     if (sr_snap_decode_tree_obj(obj, n, &dt, err, sizeof(err)) == 0) {
         struct sr_scan_stat *st = calloc(dt.n ? dt.n : 1, sizeof(*st));
@@ -516,7 +526,7 @@ int sr_snap_take_tree(struct sr_store *s, const struct sr_snapshot_opts *o, cons
     if (npacks == 0 && !o->force && newest && strcmp(newest->fingerprint, fp) == 0) {
         /* Read, found unchanged: nothing to write; the cache now vouches for the files. */
         if (o->cache && sr_cache_tree_get(o->cache, newest->sha256, &old, &oldlen) == 0)
-            remember(&tk, newest->key, newest->sha256, old, oldlen, started);
+            remember(&tk, newest->key, newest->sha256, old, oldlen, started, false);
         if (!was_pending)
             sr_cache_pending_set(o->cache, false);
         skipped(r, newest);
@@ -570,9 +580,9 @@ int sr_snap_take_tree(struct sr_store *s, const struct sr_snapshot_opts *o, cons
     r->created = now;
     sr_snap_note(r, "%u new pack(s), %llu bytes already stored", npacks,
                  (unsigned long long)pk.reused);
-    remember(&tk, key, e.sha256, tree, treelen, started);
+    remember(&tk, key, e.sha256, tree, treelen, started, true);
     if (ndropped || orphans) {
-        sr_snap_gc(s, o, m, &tk.t, dropped, ndropped, found, started, r);
+        sr_snap_gc(s, o, m, &tk.t, dropped, ndropped, found, orphans, started, r);
         sr_cache_tree_prune(o->cache, m);
     }
     sr_cache_pending_set(o->cache, false);

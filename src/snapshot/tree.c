@@ -487,6 +487,40 @@ out:
     return rc;
 }
 
+int sr_tree_decode_packs(const uint8_t *data, size_t n, uint8_t (**ids)[32], uint32_t *np)
+{
+    struct ibuf in = {data, n, 0, false};
+    *ids = NULL;
+    *np = 0;
+    size_t ml = sizeof(SR_TREE_MAGIC) - 1;
+    if (n < ml)
+        return 1;
+    if (memcmp(data, SR_TREE_MAGIC, ml) != 0)
+        return -1;
+    in.at = ml;
+    uint64_t cnt = get_v(&in);
+    if (in.bad)
+        return 1;
+    if (cnt > SR_TREE_MAX_PACKS)
+        return -1;
+    uint8_t(*out)[32] = malloc((cnt ? cnt : 1) * 32);
+    if (!out)
+        return -1;
+    for (uint64_t i = 0; i < cnt; i++) {
+        const uint8_t *id = take(&in, 32);
+        get_v(&in);
+        take(&in, 8);
+        if (in.bad) {
+            free(out);
+            return 1;
+        }
+        memcpy(out[i], id, 32);
+    }
+    *ids = out;
+    *np = (uint32_t)cnt;
+    return 0;
+}
+
 void sr_tree_fingerprint(const struct sr_tree *t, char hex[65])
 {
     uint8_t d[32];

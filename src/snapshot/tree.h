@@ -127,6 +127,10 @@ int sr_tree_encode(const struct sr_tree *t, uint8_t **out, size_t *outlen);
 /* Decode and validate (t must be freshly initialised); on failure t is emptied and err says why. */
 int sr_tree_decode(struct sr_tree *t, const uint8_t *in, size_t n, char *err, size_t errlen);
 
+/* The pack table at the start of an encoded tree: 0 with *ids (malloc'd) and *np, 1 when in[0..n)
+ * ends before the table does, -1 when it is not a tree. */
+int sr_tree_decode_packs(const uint8_t *in, size_t n, uint8_t (**ids)[32], uint32_t *np);
+
 /* SHA-256 (hex) over every entry's path, type, mode, size, chunk ids and link target: the same
  * for the same content whatever the times and the packs. */
 void sr_tree_fingerprint(const struct sr_tree *t, char hex[65]);

@@ -85,6 +85,15 @@ static void test_round_trip(void **state)
     u.r[1].id[5] ^= 1;
     sr_tree_fingerprint(&u, fb);
     assert_string_not_equal(fa, fb);
+    /* The pack table alone, from the start of the encoding (what garbage collection reads). */
+    uint8_t(*ids)[32] = NULL;
+    uint32_t np = 0;
+    assert_int_equal(sr_tree_decode_packs(buf, n, &ids, &np), 0);
+    assert_int_equal(np, 1);
+    assert_memory_equal(ids[0], t.p[0].id, 32);
+    free(ids);
+    assert_int_equal(sr_tree_decode_packs(buf, 20, &ids, &np), 1);
+    assert_int_equal(sr_tree_decode_packs((const uint8_t *)"NOTATREE", 8, &ids, &np), -1);
     /* Every prefix of the encoding is refused, and so are trailing bytes. */
     for (size_t k = 0; k < n; k += (k < 64 ? 1 : 97)) {
         struct sr_tree v;
