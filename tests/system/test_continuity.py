@@ -558,6 +558,14 @@ def kill_backend(g: peers.InstanceGateway, route: str) -> int:
     return pid
 
 
+def saw_crash(g, tok: str) -> None:
+    """Until the gateway has seen its backend's crash: a request sent in the instant before can
+    meet a dying listener that takes the connection and resets it (a 502 that is no question of
+    sessions; a port that already refuses is handled, see test_instances)."""
+    peers.wait_until(lambda: g.status(tok)["instance"]["restarts"] >= 1, "the gateway to see the crash", g.proc,
+                     guard=POLL_GUARD)
+
+
 @pytest.mark.parametrize("kind", ["raw", "ts", "py"])
 def test_backend_killed_mid_call_fails_the_call(kind, instance_gateway_factory, tmp_dir):
     tok = new_token("crash")
@@ -600,6 +608,7 @@ def test_backend_killed_mid_call_fails_the_call(kind, instance_gateway_factory, 
             f"the stream ended without a JSON-RPC error for id 7: {msgs}\n{g.log_text()[-2000:]}"
         assert isinstance(final[0]["error"].get("code"), int) and final[0]["error"].get("message"), final[0]
         wait_gone([pid], "the killed backend to die")
+        saw_crash(g, tok)
         # The same session goes on, on a new backend.
         r = request(g.port, "POST", "/mcp", rpc(8, "tools/call", {"name": "echo", "arguments": {"message": "on"}}),
                     mcp_headers(tok, sid), timeout=GUARD)
@@ -622,6 +631,7 @@ def test_backend_killed_mid_call_fails_the_call(kind, instance_gateway_factory, 
         assert not m["ok"], f"the call on a killed backend succeeded: {m}"
         assert m["rpcError"] and not m["timedOut"], \
             f"{kind}: not a JSON-RPC error for the call's id: {m.get('error')} (code {m.get('code')})"
+        saw_crash(g, tok)
         r = c.tool("echo", {"message": "after the crash"})
         assert r["ok"] and r["text"] == "Echo: after the crash", r
         c.assert_same_session("after the backend crash")
