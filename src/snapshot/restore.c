@@ -52,6 +52,7 @@ struct member {
     char work[4200];  /* the staging directory beside target */
     char stage[4300]; /* work/tree: the member being built */
     int fd;           /* of stage, once created */
+    bool existed;     /* target was there: its files may give chunks */
 };
 
 struct need {
@@ -158,7 +159,13 @@ static int scatter(struct rst *x, ZSTD_DCtx *dctx, EVP_MD_CTX *md, uint8_t *out,
             return -1;
         }
         const struct member *m = &x->mem[member_of(&x->t, nd->entry)];
-        int fd = openat(m->fd, rel_path(&x->t, nd->entry), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        const struct sr_tree_entry *e = &x->t.e[nd->entry];
+        bool once = x->deferred[nd->entry];
+        /* A one-chunk file on a fresh disk: created, written and finished here, with one open. */
+        int fd = once
+                     ? openat(m->fd, rel_path(&x->t, nd->entry),
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)
+                     : openat(m->fd, rel_path(&x->t, nd->entry), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
         off_t at = (off_t)((uint64_t)nd->chunk * SR_TREE_CHUNK);
         size_t done = 0;
         while (fd >= 0 && done < r->len) {
@@ -169,12 +176,17 @@ static int scatter(struct rst *x, ZSTD_DCtx *dctx, EVP_MD_CTX *md, uint8_t *out,
                 break;
             done += (size_t)w;
         }
-        int e = errno;
+        if (once && fd >= 0 && done == r->len) {
+            struct timespec ts[2] = {{e->mtime_s, e->mtime_ns}, {e->mtime_s, e->mtime_ns}};
+            if (fchmod(fd, e->mode) < 0 || futimens(fd, ts) < 0)
+                done = 0;
+        }
+        int err = errno;
         if (fd >= 0)
             close(fd);
         if (done < r->len) {
-            failf(x, SR_STORE_E_IO, "cannot write %.*s: %s", (int)x->t.e[nd->entry].plen,
-                  sr_tree_path(&x->t, nd->entry), strerror(e));
+            failf(x, SR_STORE_E_IO, "cannot write %.*s: %s", (int)e->plen,
+                  sr_tree_path(&x->t, nd->entry), strerror(err));
             return -1;
         }
         pthread_mutex_lock(&x->mu);
@@ -463,6 +475,8 @@ static int create_entries(struct rst *x, char *err, size_t errlen)
             rc = mkdirat(m->fd, rel, 0700);
         } else if (e->type == 'l') {
             rc = symlinkat(sr_tree_target(&x->t, i), m->fd, rel);
+        } else if (e->nrefs == 1 && !m->existed) {
+            x->deferred[i] = 1; /* nothing on disk to reuse: its worker creates it */
         } else {
             int fd = openat(m->fd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
             if (fd < 0 || (e->size && ftruncate(fd, (off_t)e->size) < 0))
@@ -485,7 +499,7 @@ static int finish_entries(struct rst *x, char *err, size_t errlen)
     for (uint32_t i = x->t.n; i-- > 0;) {
         const struct sr_tree_entry *e = &x->t.e[i];
         const struct member *m = &x->mem[member_of(&x->t, i)];
-        if (!m->target)
+        if (!m->target || x->deferred[i])
             continue;
         const char *rel = rel_path(&x->t, i);
         struct timespec ts[2] = {{e->mtime_s, e->mtime_ns}, {e->mtime_s, e->mtime_ns}};
@@ -558,6 +572,8 @@ int sr_snap_restore_tree(struct sr_store *s, const struct sr_snapshot_opts *o, c
                            errlen);
         if (rc < 0)
             goto out;
+        struct stat tst;
+        m->existed = lstat(m->target, &tst) == 0;
         sr_snap_clean_stale(m->parent, m->base);
         /* Built in a local buffer: gcc's -Wrestrict cannot tell the struct's fields apart. */
         char tmp[sizeof(m->stage)];
@@ -575,7 +591,8 @@ int sr_snap_restore_tree(struct sr_store *s, const struct sr_snapshot_opts *o, c
         memcpy(m->stage, tmp, sizeof(m->stage));
     }
     x.have = calloc(x.t.nr ? x.t.nr : 1, sizeof(*x.have));
-    if (!x.have) {
+    x.deferred = calloc(x.t.n ? x.t.n : 1, 1);
+    if (!x.have || !x.deferred) {
         rc = fail(err, errlen, SR_STORE_E_IO, "out of memory");
         goto out;
     }
@@ -652,6 +669,7 @@ out:
     }
     free(x.needs);
     free(x.have);
+    free(x.deferred);
     sr_cache_free(&x.cache);
     sr_tree_free(&x.t);
     pthread_mutex_destroy(&x.mu);
