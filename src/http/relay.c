@@ -115,6 +115,11 @@ static struct evbuffer *build_request(struct sr_req *r, struct sr_upstream *u, b
 
 static void relay_free(struct relay *x)
 {
+    /* Whatever arrived is read, however the exchange ended: a client may hang up as soon as it
+     * has its answer (the Python SDK does), before the stream's end. */
+    if (x->tap && x->on_tap && !x->lost && x->status)
+        x->on_tap(x->end_arg, x->status, (const char *)evbuffer_pullup(x->tap, -1),
+                  evbuffer_get_length(x->tap));
     if (x->tap)
         evbuffer_free(x->tap);
     if (x->lost && x->on_lost)
@@ -223,9 +228,6 @@ static void on_done(void *arg)
     struct relay *x = arg;
     struct sr_req *r = x->r;
     bool lost = x->lost;
-    if (x->tap && x->on_tap && !lost)
-        x->on_tap(x->end_arg, x->status, (const char *)evbuffer_pullup(x->tap, -1),
-                  evbuffer_get_length(x->tap));
     relay_free(x);
     if (!lost)
         sr_resp_end(r);

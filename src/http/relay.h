@@ -50,8 +50,8 @@ struct sr_relay_opts {
     const char *protocol;
     const char *(*on_session)(void *arg, const char *v, size_t n);
     void (*on_lost)(void *arg);
-    /* A copy of the first SR_RELAY_TAP_MAX body bytes, handed over before on_end when the
-     * response completed (the edge reads activate_project's result). */
+    /* A copy of the first SR_RELAY_TAP_MAX body bytes, handed over before on_end however the
+     * exchange ended once a response head came (the edge reads activate_project's result). */
     void (*on_tap)(void *arg, int status, const char *body, size_t n);
 };
 
