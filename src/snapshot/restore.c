@@ -81,6 +81,7 @@ struct rst {
     struct need *needs;
     uint32_t nneeds;
     bool *have;            /* per ref: already written from the disk */
+    uint8_t *deferred;     /* per entry: a one-chunk file its worker creates, writes and finishes */
     struct sr_cache cache; /* what the disk held at the last snapshot or restore */
     uint64_t local;        /* bytes taken from the disk */
     uint64_t fetched;      /* bytes downloaded */

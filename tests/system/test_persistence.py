@@ -39,7 +39,7 @@ STORE_SETTINGS = ("SERENA_R2_STATE_ENABLED", "SERENA_R2_STATE_PREFIX", "SERENA_R
                   "SERENA_R2_SNAPSHOT_RETENTION_COUNT", "SERENA_REMOTE_STORE", "SERENA_SNAPSHOT_EXCLUDE",
                   "SERENA_INSTANCE_ID", "CLOUDFLARE_DURABLE_OBJECT_ID", "R2_BUCKET_NAME", "R2_ACCOUNT_ID",
                   "S3_ENDPOINT", "S3_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                  "SERENA_INTERNAL_SECRET")
+                  "SERENA_INTERNAL_SECRET", "SERENA_SNAPSHOT_KEY")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ def test_stop_during_interval_snapshot_keeps_the_final_state(instance_gateway_fa
     target = tmp_dir / "fresh" / "home"
     target.parent.mkdir()
     p = peers.run_cmd([gateway_bin, "restore", *store.args, "--prefix", PREFIX, "--partition", partition_of(ROUTE),
-                       "--state", target, "--json"], env={"SERENA_R2_STATE_ENABLED": "0"})
+                       "--state", target, "--json"], env={"SERENA_R2_STATE_ENABLED": "0", "SERENA_SNAPSHOT_KEY": ""})
     assert p.returncode == 0, p.stderr
     assert (target / "aa-first.md").read_text() == "v2\n", \
         f"the change made before the stop was lost; log:\n{log[-2500:]}"
