@@ -97,7 +97,8 @@ int64_t sr_tree_add(struct sr_tree *t, const char *path, size_t plen, char type,
         if ((uint64_t)t->nr + e.nrefs > UINT32_MAX ||
             grow((void **)&t->r, &t->rcap, t->nr + e.nrefs, sizeof(*t->r)) < 0)
             return -1;
-        memset(t->r + t->nr, 0, (size_t)e.nrefs * sizeof(*t->r));
+        if (e.nrefs) /* an empty file has none, and no array may exist yet */
+            memset(t->r + t->nr, 0, (size_t)e.nrefs * sizeof(*t->r));
         for (uint32_t i = 0; i < e.nrefs; i++) {
             uint64_t left = size - (uint64_t)i * SR_TREE_CHUNK;
             t->r[t->nr + i].len = left < SR_TREE_CHUNK ? (uint32_t)left : SR_TREE_CHUNK;
