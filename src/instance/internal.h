@@ -74,7 +74,7 @@ struct sr_instance {
     uint64_t job_us;   /* monotonic: when the running snapshot job began */
     time_t crash_times[CRASH_LIMIT];
     time_t cooldown_until;
-    char last_error[512];
+    char last_error[1024]; /* a path to the log may be long: the message keeps all of it */
     char last_output[256]; /* the backend's last output line when it stopped or timed out */
     struct sr_inst_wait *waiters;
     uint32_t nwait;

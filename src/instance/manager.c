@@ -328,7 +328,7 @@ static void missing_program_error(struct sr_instance *inst, int code)
     if (code == 127 && sr_program_find(prog, NULL, where, sizeof(where)) < 0)
         snprintf(inst->last_error, sizeof(inst->last_error),
                  "the backend command's program `%.100s` was not found on the gateway's PATH "
-                 "(exit code 127); %s; %.200s",
+                 "(exit code 127); %s; %.511s",
                  prog,
                  serena ? "run scripts/serena.sh and put .venv-serena/bin on PATH (make run "
                           "does both), or set SERENA_BACKEND_CMD"
@@ -337,7 +337,7 @@ static void missing_program_error(struct sr_instance *inst, int code)
     else
         snprintf(inst->last_error, sizeof(inst->last_error),
                  "the backend command could not be run (exit code %d: a program it names was "
-                 "not found or is not executable); check SERENA_BACKEND_CMD; %.240s",
+                 "not found or is not executable); check SERENA_BACKEND_CMD; %.511s",
                  code, hint);
 }
 
