@@ -480,7 +480,7 @@ int sr_oauth_registration_parse(const char *body, size_t n, struct sr_json_tok *
     v = sr_json_obj_get(&d, 0, "client_name", 11);
     if (v >= 0) {
         if (d.toks[v].type != SR_JSON_STRING ||
-            sr_json_str_decode(&d, (uint32_t)v, out->name, sizeof(out->name), &len) != 0) {
+            sr_json_str_decode(&d, (uint32_t)v, out->name, sizeof(out->name) - 1, &len) != 0) {
             *why = "client_name must be a string of at most 128 bytes.";
             return -1;
         }
@@ -516,7 +516,7 @@ int sr_oauth_registration_parse(const char *body, size_t n, struct sr_json_tok *
     for (i = 0, t = (uint32_t)v + 1; i < d.toks[v].count; i++, t = d.toks[t].end) {
         const char *w = "";
         if (d.toks[t].type != SR_JSON_STRING ||
-            sr_json_str_decode(&d, t, out->redirect[i], sizeof(out->redirect[i]), &len) != 0) {
+            sr_json_str_decode(&d, t, out->redirect[i], sizeof(out->redirect[i]) - 1, &len) != 0) {
             *why = "each redirect URI must be a string of at most 512 bytes.";
             return -1;
         }
