@@ -500,21 +500,6 @@ static int32_t envelope_version(const struct sr_json_doc *doc)
                            sizeof(META_PROTOCOL_VERSION) - 1);
 }
 
-static int b64_digit(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /*
  * Strict standard Base64 (RFC 4648 section 4), the form of the spec's
  * "=?base64?...?=" sentinel: whole groups of four, "=" only as the last one
@@ -535,7 +520,7 @@ static int b64_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t
             if (in[i + k] == '=' && i + 4 == n && k >= 2) {
                 v[k] = 0;
                 pad++;
-            } else if (pad > 0 || (v[k] = b64_digit(in[i + k])) < 0) {
+            } else if (pad > 0 || (v[k] = sr_base64_digit(in[i + k], false)) < 0) {
                 return -1;
             }
         }

@@ -148,7 +148,7 @@ size_t sr_base64url_encode(const uint8_t *in, size_t n, char *out)
     return o;
 }
 
-static int b64url_value(char c)
+int sr_base64_digit(char c, bool url)
 {
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
@@ -156,9 +156,9 @@ static int b64url_value(char c)
         return c - 'a' + 26;
     if (c >= '0' && c <= '9')
         return c - '0' + 52;
-    if (c == '-')
+    if (c == (url ? '-' : '+'))
         return 62;
-    if (c == '_')
+    if (c == (url ? '_' : '/'))
         return 63;
     return -1;
 }
@@ -172,7 +172,7 @@ int sr_base64url_decode(const char *in, size_t n, uint8_t *out, size_t cap, size
     if (n % 4 == 1 || need > cap)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int d = b64url_value(in[i]);
+        int d = sr_base64_digit(in[i], true);
 
         if (d < 0)
             return -1;

@@ -27,6 +27,8 @@ void sr_hex_encode(const uint8_t *in, size_t n, char *out);
 int sr_hex_decode(const char *in, size_t n, uint8_t *out);
 /* Base64url without padding of n bytes; out needs ((n + 2) / 3) * 4 bytes; returns length. */
 size_t sr_base64url_encode(const uint8_t *in, size_t n, char *out);
+/* The value of one Base64 digit (RFC 4648: url selects the URL-safe alphabet), or -1. */
+int sr_base64_digit(char c, bool url);
 /*
  * Decode unpadded base64url in[0..n) into out[0..cap); *outlen gets the length. -1 on a character
  * outside the alphabet, a length of 1 mod 4, non-zero trailing bits (one text, one value), or
