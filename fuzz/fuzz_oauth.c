@@ -1,11 +1,14 @@
 /*
  * libFuzzer harness for the OAuth parsers (src/core/oauth.c): form bodies
- * and query strings, redirect URIs, public URLs and registration bodies.
+ * and query strings, redirect URIs, public URLs, registration bodies, client_id
+ * URLs and client metadata documents (CIMD).
  *
  * The input is an exact-size copy, so AddressSanitizer sees any read past
  * the end. Invariants: a decoded value is NUL-terminated and never holds a
  * NUL; encoding then decoding gives the value back; an accepted redirect URI
- * matches itself; a registration's URIs all pass the redirect check.
+ * matches itself; a registration's URIs all pass the redirect check; an
+ * accepted client_id URL is https and fragment-free; an accepted metadata
+ * document is also an accepted registration.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -63,6 +66,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(reg.nredirect >= 1 && reg.nredirect <= SR_OAUTH_REDIRECTS_MAX);
         for (uint32_t i = 0; i < reg.nredirect; i++)
             check(sr_oauth_redirect_check(reg.redirect[i], strlen(reg.redirect[i]), &why) == 0);
+    }
+    if (sr_oauth_cimd_url_check(in, size, &why) == 0)
+        check(size >= 8 && memcmp(in, "https://", 8) == 0 && memchr(in, '#', size) == NULL);
+    /* A document for the URL it names, or for a fixed one. */
+    static const char url[] = "https://app.example/client.json";
+    if (sr_oauth_cimd_parse(in, size, url, sizeof(url) - 1, toks, 4096, &reg, &why) == 0) {
+        check(memmem(in, size, "client.json", 11) != NULL);
+        check(sr_oauth_registration_parse(in, size, toks, 4096, &reg, &error, &why) == 0);
     }
     free(in);
     return 0;

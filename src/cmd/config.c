@@ -142,6 +142,10 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
     [SR_SET_PUBLIC_URL] = {"--public-url", "SERENA_REMOTE_PUBLIC_URL", "", false,
                            "the URL clients reach the gateway at (https://host, no path): the "
                            "OAuth issuer; the resource is <public-url>/mcp"},
+    [SR_SET_OAUTH_CIMD] = {"--oauth-cimd", "SERENA_REMOTE_OAUTH_CIMD", "on", false,
+                           "OAuth clients that identify themselves by a metadata document URL: "
+                           "on (fetched from public addresses only), off, or loopback (also from "
+                           "loopback hosts: local development)"},
     [SR_SET_BACKEND_OUTPUT] = {"--backend-output", "SERENA_BACKEND_OUTPUT", "auto", false,
                                "file: backend output only in <route>/backend.log; log: each line "
                                "also in this log (route-prefixed, 600 bytes a line, 256 KiB a "
@@ -306,6 +310,16 @@ static int validate(struct sr_config *c, char *err, size_t errlen)
     if (v && *v && sr_oauth_public_url_check(v, strlen(v), NULL) < 0)
         BAD(SR_SET_PUBLIC_URL, "https://host[:port] (http only on localhost, 127.0.0.1 or [::1]), "
                                "without a path or trailing '/'");
+    v = c->value[SR_SET_OAUTH_CIMD];
+    if (strcmp(v, "off") == 0)
+        c->oauth_cimd = 0;
+    else if (strcmp(v, "on") == 0)
+        c->oauth_cimd = 1;
+    else if (strcmp(v, "loopback") == 0)
+        c->oauth_cimd = 2;
+    else
+        BAD(SR_SET_OAUTH_CIMD, "on, off or loopback");
+    v = c->value[SR_SET_PUBLIC_URL];
     if (c->oauth_enabled && (!v || !*v)) {
         snprintf(err, errlen,
                  "OAUTH_ENABLED=1 needs SERENA_REMOTE_PUBLIC_URL (--public-url), the https URL "

@@ -66,6 +66,7 @@ enum sr_setting {
     SR_SET_ADMIN_TOKEN,
     SR_SET_OAUTH_ENABLED,
     SR_SET_PUBLIC_URL,
+    SR_SET_OAUTH_CIMD,
     SR_SET_BACKEND_OUTPUT,
     SR_SET_COUNT
 };
@@ -98,6 +99,7 @@ struct sr_config {
     bool allow_shell;
     bool read_only;     /* SERENA_READ_ONLY: backends without editing tools */
     bool oauth_enabled; /* OAUTH_ENABLED: the built-in authorization server (docs/oauth.md) */
+    int oauth_cimd;     /* SERENA_REMOTE_OAUTH_CIMD: 0 off, 1 on, 2 loopback (enum sr_oauth_cimd) */
     bool r2_enabled, r2_strict;
     uint32_t r2_interval, r2_retention;
     int log_json;

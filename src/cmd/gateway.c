@@ -43,6 +43,7 @@
 #include "cmd/config.h"
 #include "http/admin.h"
 #include "http/edge.h"
+#include "http/fetch.h"
 #include "http/log.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -735,6 +736,7 @@ static int gateway_main(bool run, int argc, char **argv)
             goto out;
         }
         sr_oauth_tokens_changed(s.edge.oauth, s.edge.tokens);
+        sr_oauth_set_cimd(s.edge.oauth, s.base, (enum sr_oauth_cimd)s.cfg.oauth_cimd);
     }
     s.edge.started_us = sr_now_us();
     fill_health(&s);
@@ -797,6 +799,7 @@ out:
     sr_sessions_free(s.sessions);
     sr_oauth_free(s.edge.oauth);
     s.edge.oauth = NULL; /* sr_edge_set_tokens below must not reach it */
+    sr_fetch_shutdown();
     if (s.base)
         event_base_free(s.base);
     sr_edge_set_tokens(&s.edge, NULL);

@@ -120,6 +120,8 @@
 #define SR_OAUTH_REDIRECTS_MAX   4
 #define SR_OAUTH_CLIENT_NAME_MAX 128
 #define SR_OAUTH_REGISTER_MAX    (16u * 1024u) /* registration request body */
+#define SR_OAUTH_CIMD_MAX        5120u         /* a client metadata document */
+#define SR_OAUTH_CIMD_TTL_MAX    86400         /* its cache lifetime at most (default 3600) */
 #define SR_OAUTH_FORM_MAX        (16u * 1024u) /* form body or query string */
 #define SR_OAUTH_PARAM_MAX       1024          /* one decoded form value */
 #define SR_OAUTH_PUBLIC_URL_MAX  256

@@ -395,7 +395,7 @@ static void jw_strs(struct sr_jw *w, const char *key, const char *const *v, size
     sr_jw_arr_end(w);
 }
 
-int sr_oauth_server_metadata(const char *pub, char *out, size_t cap)
+int sr_oauth_server_metadata(const char *pub, bool cimd, char *out, size_t cap)
 {
     static const char *const code[] = {"code"};
     static const char *const grants[] = {"authorization_code", "refresh_token"};
@@ -428,7 +428,7 @@ int sr_oauth_server_metadata(const char *pub, char *out, size_t cap)
     sr_jw_key(&w, "authorization_response_iss_parameter_supported");
     sr_jw_bool(&w, true);
     sr_jw_key(&w, "client_id_metadata_document_supported");
-    sr_jw_bool(&w, false);
+    sr_jw_bool(&w, cimd);
     sr_jw_obj_end(&w);
     return jw_done(&w);
 }
@@ -531,5 +531,96 @@ int sr_oauth_registration_parse(const char *body, size_t n, struct sr_json_tok *
     }
     *error = "";
     *why = "";
+    return 0;
+}
+
+bool sr_oauth_is_url_client(const char *id, size_t n)
+{
+    return n >= 8 && sr_mem_eq(id, "https://", 8);
+}
+
+int sr_oauth_cimd_url_check(const char *url, size_t n, const char **why)
+{
+    const char *dummy;
+    size_t i, seg;
+    if (!why)
+        why = &dummy;
+    if (!sr_oauth_is_url_client(url, n) || n > SR_OAUTH_URI_MAX) {
+        *why = "a client_id URL must be an https URL of at most 512 bytes";
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c <= 0x20 || c >= 0x7f || c == '#' || c == '\\') {
+            *why = "a client_id URL must be printable ASCII without a fragment";
+            return -1;
+        }
+    }
+    size_t a = 8, p = a;
+    while (p < n && url[p] != '/' && url[p] != '?')
+        p++;
+    if (p == a) {
+        *why = "a client_id URL needs a host";
+        return -1;
+    }
+    for (i = a; i < p; i++)
+        if (url[i] == '@') {
+            *why = "a client_id URL must not carry user information";
+            return -1;
+        }
+    /* A path other than "/" (CIMD section 3), without "." or ".." segments. */
+    size_t q = p;
+    while (q < n && url[q] != '?')
+        q++;
+    if (q - p < 2 || url[p] != '/') {
+        *why = "a client_id URL must have a path, e.g. https://app.example.com/client.json";
+        return -1;
+    }
+    for (i = p; i < q; i = seg) {
+        size_t s0 = i + 1;
+        for (seg = s0; seg < q && url[seg] != '/'; seg++)
+            ;
+        if ((seg - s0 == 1 && url[s0] == '.') ||
+            (seg - s0 == 2 && url[s0] == '.' && url[s0 + 1] == '.')) {
+            *why = "a client_id URL must not have '.' or '..' path segments";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int sr_oauth_cimd_parse(const char *body, size_t n, const char *url, size_t un,
+                        struct sr_json_tok *toks, uint32_t cap, struct sr_oauth_reg *out,
+                        const char **why)
+{
+    struct sr_json_doc d;
+    const char *error = "";
+    int32_t v;
+    if (n > SR_OAUTH_CIMD_MAX) {
+        *why = "the client metadata document is larger than 5120 bytes";
+        return -1;
+    }
+    if (sr_oauth_registration_parse(body, n, toks, cap, out, &error, why) != 0)
+        return -1;
+    if (sr_json_parse(&d, body, n, toks, cap, NULL) != 0) { /* parsed above: cannot fail */
+        *why = "the client metadata document is not a JSON object";
+        return -1;
+    }
+    v = sr_json_obj_get(&d, 0, "client_id", 9);
+    if (v < 0 || d.toks[v].type != SR_JSON_STRING || !sr_json_str_eq(&d, (uint32_t)v, url, un)) {
+        *why = "the document's client_id is not exactly the URL it was fetched from";
+        return -1;
+    }
+    if (sr_json_obj_get(&d, 0, "client_secret", 13) >= 0 ||
+        sr_json_obj_get(&d, 0, "client_secret_expires_at", 24) >= 0) {
+        *why = "a client metadata document must not hold a client_secret";
+        return -1;
+    }
+    v = sr_json_obj_get(&d, 0, "token_endpoint_auth_method", 26);
+    if (v >= 0 && !sr_json_str_eq(&d, (uint32_t)v, "none", 4)) {
+        *why = "only public clients (token_endpoint_auth_method \"none\", with PKCE) are "
+               "supported";
+        return -1;
+    }
     return 0;
 }

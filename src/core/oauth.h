@@ -61,8 +61,8 @@ int sr_oauth_public_url_check(const char *url, size_t n, const char **why);
 
 /* The RFC 9728 protected resource document for <public>/mcp; length or -1. */
 int sr_oauth_resource_metadata(const char *pub, char *out, size_t cap);
-/* The RFC 8414 authorization server document; length or -1. */
-int sr_oauth_server_metadata(const char *pub, char *out, size_t cap);
+/* The RFC 8414 authorization server document (cimd: client_id URLs accepted); length or -1. */
+int sr_oauth_server_metadata(const char *pub, bool cimd, char *out, size_t cap);
 
 /* A dynamic client registration (RFC 7591) as far as serena-remote keeps it. */
 struct sr_oauth_reg {
@@ -82,5 +82,23 @@ struct sr_oauth_reg {
  */
 int sr_oauth_registration_parse(const char *body, size_t n, struct sr_json_tok *toks, uint32_t cap,
                                 struct sr_oauth_reg *out, const char **error, const char **why);
+
+/*
+ * Client ID metadata documents (CIMD, draft-ietf-oauth-client-id-metadata-document): a client_id
+ * that is an https URL names a JSON document with the client's metadata.
+ */
+/* True when a client_id is a URL (starts with https://); registered ids never do. */
+bool sr_oauth_is_url_client(const char *id, size_t n);
+/* 0 when url may be a client_id URL: https, a host without user information, a path other than
+ * "/" without "." or ".." segments, no fragment, at most SR_OAUTH_URI_MAX bytes; else -1, *why. */
+int sr_oauth_cimd_url_check(const char *url, size_t n, const char **why);
+/*
+ * A fetched document for url: the registration rules (name, redirect URIs, grant and response
+ * types), plus client_id equal to url byte for byte, no client_secret, and no client
+ * authentication method but "none". 0, or -1 with *why.
+ */
+int sr_oauth_cimd_parse(const char *body, size_t n, const char *url, size_t un,
+                        struct sr_json_tok *toks, uint32_t cap, struct sr_oauth_reg *out,
+                        const char **why);
 
 #endif

@@ -26,6 +26,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/oauth.h"
+#include "http/fetch.h"
 #include "http/log.h"
 #include "http/oauth_store.h"
 
@@ -44,8 +45,20 @@ struct sr_oauth {
     struct sr_oauth_store *st;
     struct fail_count fails[SR_OAUTH_FAIL_ADDRS]; /* wrong tokens on the consent page */
     struct fail_count total;
-    struct fail_count regs[SR_OAUTH_FAIL_ADDRS]; /* registrations */
+    struct fail_count regs[SR_OAUTH_FAIL_ADDRS]; /* registrations and metadata fetches */
     struct fail_count regs_total;
+    struct event_base *base; /* metadata documents are fetched on it */
+    enum sr_oauth_cimd cimd; /* client_id URLs: off, on, or on with loopback hosts too */
+    struct cimd_wait *waits; /* authorization requests waiting for a metadata document */
+};
+
+/* An authorization request whose client_id URL's document is being fetched. */
+struct cimd_wait {
+    struct cimd_wait *next;
+    struct sr_oauth *o;
+    struct sr_req *r;
+    struct sr_fetch *f;
+    char url[SR_OAUTH_URI_MAX + 1];
 };
 
 /*
@@ -113,8 +126,21 @@ void sr_oauth_free(struct sr_oauth *o)
 {
     if (!o)
         return;
+    while (o->waits) {
+        struct cimd_wait *w = o->waits;
+        o->waits = w->next;
+        sr_req_set_hooks(w->r, NULL, NULL, NULL);
+        sr_fetch_cancel(w->f);
+        free(w);
+    }
     sr_oauth_store_free(o->st);
     free(o);
+}
+
+void sr_oauth_set_cimd(struct sr_oauth *o, struct event_base *base, enum sr_oauth_cimd mode)
+{
+    o->base = base;
+    o->cimd = base ? mode : SR_OAUTH_CIMD_OFF;
 }
 
 const char *sr_oauth_www_authenticate(const struct sr_oauth *o, bool credential_sent)
@@ -237,8 +263,9 @@ static bool field(struct sr_req *r, const char *f, size_t n, const char *key, ch
 static void answer_metadata(struct sr_oauth *o, struct sr_req *r, bool server)
 {
     char doc[4096];
-    int n = server ? sr_oauth_server_metadata(o->pub, doc, sizeof(doc))
-                   : sr_oauth_resource_metadata(o->pub, doc, sizeof(doc));
+    int n = server
+                ? sr_oauth_server_metadata(o->pub, o->cimd != SR_OAUTH_CIMD_OFF, doc, sizeof(doc))
+                : sr_oauth_resource_metadata(o->pub, doc, sizeof(doc));
     if (n < 0) {
         oauth_error(r, 500, "server_error", "The metadata document does not fit.");
         return;
@@ -254,6 +281,25 @@ static void peer_host(struct sr_req *r, char *out, size_t cap);
 static bool window_full(struct fail_count *f, int64_t now, uint32_t max);
 static struct fail_count *fails_for(struct fail_count *table, const char *addr, int64_t now);
 
+/*
+ * Registrations and metadata fetches are open to anyone: bounded per client address and in
+ * total, so a flood cannot churn the registrations of clients people use (the store also evicts
+ * those without grants first) nor make the gateway fetch without end. Counts this one.
+ */
+static bool new_client_allowed(struct sr_oauth *o, struct sr_req *r)
+{
+    char addr[64];
+    int64_t now = now_s();
+    peer_host(r, addr, sizeof(addr));
+    struct fail_count *rc = fails_for(o->regs, addr, now);
+    if (window_full(rc, now, SR_OAUTH_REGISTER_PER_ADDR) ||
+        window_full(&o->regs_total, now, SR_OAUTH_REGISTER_TOTAL))
+        return false;
+    rc->n++;
+    o->regs_total.n++;
+    return true;
+}
+
 static void answer_register(struct sr_oauth *o, struct sr_req *r)
 {
     struct evbuffer *b = sr_req_body(r);
@@ -261,14 +307,7 @@ static void answer_register(struct sr_oauth *o, struct sr_req *r)
     static struct sr_oauth_reg reg;
     const char *error = "", *why = "";
     const char *body = n ? (const char *)evbuffer_pullup(b, -1) : "";
-    /* An open endpoint: bounded per client address and in total, so a flood cannot churn the
-     * registrations of clients people use (the store also evicts those without grants first). */
-    char addr[64];
-    int64_t now = now_s();
-    peer_host(r, addr, sizeof(addr));
-    struct fail_count *rc = fails_for(o->regs, addr, now);
-    if (window_full(rc, now, SR_OAUTH_REGISTER_PER_ADDR) ||
-        window_full(&o->regs_total, now, SR_OAUTH_REGISTER_TOTAL)) {
+    if (!new_client_allowed(o, r)) {
         char doc[256];
         int dn = snprintf(doc, sizeof(doc), "%s",
                           "{\"error\":\"invalid_request\",\"error_description\":\"Too many "
@@ -278,8 +317,6 @@ static void answer_register(struct sr_oauth *o, struct sr_req *r)
                        dn < 0 ? 0 : (size_t)dn);
         return;
     }
-    rc->n++;
-    o->regs_total.n++;
     if (sr_oauth_registration_parse(body, n, g_reg_toks, sizeof(g_reg_toks) / sizeof(g_reg_toks[0]),
                                     &reg, &error, &why) != 0) {
         oauth_error(r, 400, error, why);
@@ -339,8 +376,19 @@ static void answer_register(struct sr_oauth *o, struct sr_req *r)
 
 /* ---- authorization request ------------------------------------------------------- */
 
+/* The client a client_id names: a registration, or a client_id URL's record (CIMD). */
+static struct sr_oauth_client *client_for(struct sr_oauth *o, const char *client_id)
+{
+    if (!sr_oauth_is_url_client(client_id, strlen(client_id)))
+        return sr_oauth_store_client(o->st, client_id);
+    char id[SR_OAUTH_CLIENT_ID_LEN + 1];
+    sr_oauth_store_url_id(client_id, id);
+    struct sr_oauth_client *c = sr_oauth_store_client(o->st, id);
+    return c && strcmp(c->url, client_id) == 0 ? c : NULL;
+}
+
 struct authz {
-    char client_id[64];
+    char client_id[SR_OAUTH_URI_MAX + 1]; /* a registered id or a client_id URL (CIMD) */
     char redirect[SR_OAUTH_URI_MAX + 1];
     char state[SR_OAUTH_PARAM_MAX + 1];
     bool has_state;
@@ -372,7 +420,14 @@ static enum authz_result authz_parse(struct sr_oauth *o, const char *f, size_t n
                 "application.";
         return AUTHZ_PAGE;
     }
-    a->c = sr_oauth_store_client(o->st, a->client_id);
+    a->c = client_for(o, a->client_id);
+    if (!a->c && sr_oauth_is_url_client(a->client_id, strlen(a->client_id)) &&
+        o->cimd == SR_OAUTH_CIMD_OFF) {
+        *desc = "The application identifies itself with a URL (a client metadata document), "
+                "which this gateway does not accept (SERENA_REMOTE_OAUTH_CIMD=off). It may "
+                "offer dynamic registration instead.";
+        return AUTHZ_PAGE;
+    }
     if (!a->c) {
         *desc = "The sign-in link names an application this gateway does not know (its "
                 "registration expired or was dropped). Start the sign-in again from the "
@@ -579,8 +634,22 @@ static void consent_page(struct sr_oauth *o, struct sr_req *r, int status, const
     h_put(&h, "<h1>Allow access to serena-remote?</h1>\n<p>The application <strong>");
     h_esc(&h, a->c->name[0] ? a->c->name : "(unnamed)");
     h_put(&h, "</strong> <span class=\"u\">(the name it gave itself: unverified)</span> asks to "
-              "use this gateway's MCP tools as you.</p>\n<p>After you allow it, your browser goes "
-              "back to <strong>");
+              "use this gateway's MCP tools as you.</p>\n");
+    const char *ch = "";
+    size_t chl = 0;
+    if (a->c->url[0] && sr_oauth_uri_host(a->c->url, strlen(a->c->url), &ch, &chl) == 0) {
+        /* CIMD: the document came from this host, which is the one thing known about it. */
+        char chost[SR_OAUTH_URI_MAX + 1];
+        snprintf(chost, sizeof(chost), "%.*s", (int)chl, ch);
+        h_put(&h, "<p>It identifies itself by a document published at <strong>");
+        h_esc(&h, chost);
+        h_put(&h, "</strong>.");
+        if (strcmp(chost, hostbuf) != 0)
+            h_put(&h, " <span class=\"err\">It sends you back to a different host than the one "
+                      "that published it.</span>");
+        h_put(&h, "</p>\n");
+    }
+    h_put(&h, "<p>After you allow it, your browser goes back to <strong>");
     h_esc(&h, hostbuf);
     h_put(&h, "</strong>. Only go on if you started this sign-in there.</p>\n");
     if (problem) {
@@ -749,7 +818,7 @@ static void consent(struct sr_oauth *o, struct sr_req *r, const struct sr_tokens
     }
     struct sr_oauth_code *c = sr_oauth_store_new_code(o->st);
     digest_of(code, strlen(code), c->digest);
-    snprintf(c->b.client_id, sizeof(c->b.client_id), "%s", a.client_id);
+    snprintf(c->b.client_id, sizeof(c->b.client_id), "%s", a.c->id);
     snprintf(c->b.name, sizeof(c->b.name), "%s", t->e[idx].name);
     sr_oauth_bind_of(t->e[idx].digest, c->b.bind);
     snprintf(c->redirect, sizeof(c->redirect), "%s", a.redirect);
@@ -771,7 +840,107 @@ static void consent(struct sr_oauth *o, struct sr_req *r, const struct sr_tokens
     OPENSSL_cleanse(url, sizeof(url));
 }
 
-static void authorize_get(struct sr_oauth *o, struct sr_req *r)
+static void authorize_get(struct sr_oauth *o, struct sr_req *r, bool fetched);
+
+/* The client went away while its document was being fetched. */
+static void cimd_abort(struct sr_req *r, void *arg)
+{
+    (void)r;
+    struct cimd_wait *w = arg;
+    struct cimd_wait **p = &w->o->waits;
+    while (*p && *p != w)
+        p = &(*p)->next;
+    if (*p)
+        *p = w->next;
+    sr_fetch_cancel(w->f);
+    free(w);
+}
+
+static void cimd_done(void *arg, const struct sr_fetch_result *res)
+{
+    struct cimd_wait *w = arg;
+    struct sr_oauth *o = w->o;
+    struct sr_req *r = w->r;
+    struct cimd_wait **p = &o->waits;
+    while (*p && *p != w)
+        p = &(*p)->next;
+    if (*p)
+        *p = w->next;
+    sr_req_set_hooks(r, NULL, NULL, NULL);
+    const char *why = res->error;
+    static struct sr_oauth_reg reg;
+    if (!why && sr_oauth_cimd_parse(res->body, res->len, w->url, strlen(w->url), g_reg_toks,
+                                    sizeof(g_reg_toks) / sizeof(g_reg_toks[0]), &reg, &why) == 0) {
+        int64_t now = now_s();
+        struct sr_oauth_client *c = client_for(o, w->url);
+        if (!c) {
+            c = sr_oauth_store_new_client(o->st);
+            sr_oauth_store_url_id(w->url, c->id);
+            snprintf(c->url, sizeof(c->url), "%s", w->url);
+            c->created = now;
+            c->used = true;
+        }
+        memcpy(c->name, reg.name, sizeof(c->name));
+        memcpy(c->redirect, reg.redirect, sizeof(c->redirect));
+        c->nredirect = reg.nredirect;
+        c->last_used = now;
+        long ttl = res->max_age < 0 ? 3600 : res->max_age;
+        c->fresh_until = now + (ttl > SR_OAUTH_CIMD_TTL_MAX ? SR_OAUTH_CIMD_TTL_MAX : ttl);
+        sr_oauth_store_save(o->st, now);
+        sr_log_event("info",
+                     "OAuth: client metadata document %s read (%zu bytes, %u redirect URI(s))",
+                     w->url, res->len, c->nredirect);
+        free(w);
+        authorize_get(o, r, true);
+        return;
+    }
+    sr_log_event("info", "OAuth: client metadata document %s refused: %s", w->url, why);
+    char desc[768];
+    snprintf(desc, sizeof(desc),
+             "The application identifies itself with %s, but its client metadata document "
+             "could not be used: %s.",
+             w->url, why);
+    free(w);
+    error_page(r, 400, desc);
+}
+
+/* Fetch a client_id URL's document, then answer the authorization request. */
+static void cimd_fetch(struct sr_oauth *o, struct sr_req *r, const char *url)
+{
+    if (!new_client_allowed(o, r)) {
+        error_page(r, 429, "Too many new applications are signing in; try again in a minute.");
+        return;
+    }
+    struct cimd_wait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        error_page(r, 500, "Out of memory; try again.");
+        return;
+    }
+    struct sr_fetch_opts fo = {
+        .max_bytes = SR_OAUTH_CIMD_MAX,
+        .timeout_ms = 5000,
+        .public_only = true,
+        .allow_loopback = o->cimd == SR_OAUTH_CIMD_LOOPBACK,
+    };
+    char err[256];
+    w->o = o;
+    w->r = r;
+    snprintf(w->url, sizeof(w->url), "%s", url);
+    w->f = sr_fetch_start(o->base, url, &fo, cimd_done, w, err, sizeof(err));
+    if (!w->f) {
+        char desc[768];
+        snprintf(desc, sizeof(desc), "The application's client_id %s cannot be fetched: %s.", url,
+                 err);
+        free(w);
+        error_page(r, 400, desc);
+        return;
+    }
+    w->next = o->waits;
+    o->waits = w;
+    sr_req_set_hooks(r, cimd_abort, NULL, w);
+}
+
+static void authorize_get(struct sr_oauth *o, struct sr_req *r, bool fetched)
 {
     size_t n;
     const char *q = query_of(r, &n);
@@ -780,6 +949,24 @@ static void authorize_get(struct sr_oauth *o, struct sr_req *r)
     if (n > SR_OAUTH_FORM_MAX) {
         error_page(r, 400, "The sign-in link is longer than the gateway accepts.");
         return;
+    }
+    /* A client_id URL (CIMD): its document is read when unknown or no longer fresh. */
+    static char id[SR_OAUTH_URI_MAX + 1];
+    if (!fetched && o->cimd != SR_OAUTH_CIMD_OFF &&
+        sr_form_get(q, n, "client_id", id, sizeof(id), NULL) == 1 &&
+        sr_oauth_is_url_client(id, strlen(id))) {
+        const char *why = "";
+        if (sr_oauth_cimd_url_check(id, strlen(id), &why) != 0) {
+            char d[256];
+            snprintf(d, sizeof(d), "The sign-in link's client_id is not usable: %s.", why);
+            error_page(r, 400, d);
+            return;
+        }
+        const struct sr_oauth_client *c = client_for(o, id);
+        if (!c || c->fresh_until <= now_s()) {
+            cimd_fetch(o, r, id);
+            return;
+        }
     }
     enum authz_result ar = authz_parse(o, q, n, &a, &error, &desc);
     if (ar == AUTHZ_PAGE)
@@ -972,20 +1159,23 @@ static void answer_token(struct sr_oauth *o, struct sr_req *r, const struct sr_t
     const char *f = form_body(r, &n);
     if (!f)
         return;
-    char grant[32], client_id[64];
+    static char client_id[SR_OAUTH_URI_MAX + 1];
+    char grant[32];
     if (!field(r, f, n, "grant_type", grant, sizeof(grant), NULL) ||
         !field(r, f, n, "client_id", client_id, sizeof(client_id), NULL))
         return;
-    if (!client_id[0] || !sr_oauth_store_client(o->st, client_id)) {
+    const struct sr_oauth_client *c = client_id[0] ? client_for(o, client_id) : NULL;
+    if (!c) {
         oauth_error(r, 401, "invalid_client",
                     "client_id is missing or unknown (registrations expire when unused); "
                     "register again.");
         return;
     }
+    /* Bindings name clients by their internal id (a client_id URL's is derived from it). */
     if (strcmp(grant, "authorization_code") == 0)
-        token_code(o, r, t, f, n, client_id);
+        token_code(o, r, t, f, n, c->id);
     else if (strcmp(grant, "refresh_token") == 0)
-        token_refresh(o, r, t, f, n, client_id);
+        token_refresh(o, r, t, f, n, c->id);
     else
         oauth_error(r, 400, "unsupported_grant_type",
                     "Only authorization_code and refresh_token are supported.");
@@ -999,11 +1189,13 @@ static void answer_revoke(struct sr_oauth *o, struct sr_req *r)
     if (!f)
         return;
     static char tok[SR_OAUTH_PARAM_MAX + 1];
-    char client_id[64];
+    static char client_id[SR_OAUTH_URI_MAX + 1];
     bool has_client = false;
     if (!field(r, f, n, "token", tok, sizeof(tok), NULL) ||
         !field(r, f, n, "client_id", client_id, sizeof(client_id), &has_client))
         return;
+    if (has_client && sr_oauth_is_url_client(client_id, strlen(client_id)))
+        sr_oauth_store_url_id(client_id, client_id);
     uint8_t d[32];
     digest_of(tok, strlen(tok), d);
     OPENSSL_cleanse(tok, sizeof(tok));
@@ -1075,7 +1267,7 @@ void sr_oauth_handle(struct sr_oauth *o, struct sr_req *r, const struct sr_token
     }
     if (span_is(p, "/oauth/authorize")) {
         if (get)
-            authorize_get(o, r);
+            authorize_get(o, r, false);
         else if (post)
             consent(o, r, t);
         else

@@ -38,6 +38,14 @@ struct sr_oauth *sr_oauth_new(const char *public_url, const char *state_dir, cha
                               size_t errlen);
 void sr_oauth_free(struct sr_oauth *o);
 
+/* Client ID metadata documents: off; on (public hosts only); on with loopback hosts allowed
+ * too (tests and local development). */
+enum sr_oauth_cimd { SR_OAUTH_CIMD_OFF = 0, SR_OAUTH_CIMD_ON, SR_OAUTH_CIMD_LOOPBACK };
+
+/* Accept client_id URLs, fetching their documents on base (off until this is called). */
+struct event_base;
+void sr_oauth_set_cimd(struct sr_oauth *o, struct event_base *base, enum sr_oauth_cimd mode);
+
 /* True when the request is the authorization server's (its paths), or carries a token in
  * the query string, which is refused. */
 bool sr_oauth_owns(const struct sr_req *r);

@@ -26,7 +26,7 @@
 #include "http/log.h"
 
 #define HEADER     "serena-remote-oauth 1"
-#define FIELDS_MAX (6 + SR_OAUTH_REDIRECTS_MAX)
+#define FIELDS_MAX (8 + SR_OAUTH_REDIRECTS_MAX)
 
 /* "=<percent-encoded>" into out; false when malformed or too long. */
 static bool text_field(const char *f, char *out, size_t cap)
@@ -71,6 +71,30 @@ static bool load_line(struct sr_oauth_store *s, char **fld, int nf, uint32_t *nc
         c->last_used = strtoll(fld[3], NULL, 10);
         for (unsigned long i = 0; i < k; i++)
             if (!text_field(fld[6 + i], c->redirect[i], sizeof(c->redirect[i])))
+                return false;
+        c->nredirect = (uint32_t)k;
+        c->used = true;
+        (*nc)++;
+        return true;
+    }
+    if (strcmp(fld[0], "m") == 0 && nf >= 9) { /* a client from its metadata document (CIMD) */
+        struct sr_oauth_client *c = &s->clients[*nc];
+        unsigned long k = strtoul(fld[5], NULL, 10);
+        char id[SR_OAUTH_CLIENT_ID_LEN + 1];
+        if (*nc >= SR_OAUTH_CLIENTS_MAX || k == 0 || k > SR_OAUTH_REDIRECTS_MAX ||
+            nf != 8 + (int)k || !text_field(fld[6], c->url, sizeof(c->url)) ||
+            !sr_oauth_is_url_client(c->url, strlen(c->url)) ||
+            !text_field(fld[7], c->name, sizeof(c->name)))
+            return false;
+        sr_oauth_store_url_id(c->url, id);
+        if (strcmp(id, fld[1]) != 0)
+            return false;
+        memcpy(c->id, id, sizeof(id));
+        c->created = strtoll(fld[2], NULL, 10);
+        c->last_used = strtoll(fld[3], NULL, 10);
+        c->fresh_until = strtoll(fld[4], NULL, 10);
+        for (unsigned long i = 0; i < k; i++)
+            if (!text_field(fld[8 + i], c->redirect[i], sizeof(c->redirect[i])))
                 return false;
         c->nredirect = (uint32_t)k;
         c->used = true;
@@ -168,6 +192,14 @@ struct sr_oauth_store *sr_oauth_store_open(const char *state_dir, char *err, siz
     return s;
 }
 
+void sr_oauth_store_url_id(const char *url, char out[SR_OAUTH_CLIENT_ID_LEN + 1])
+{
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)url, strlen(url), d);
+    sr_base64url_encode(d, 16, out);
+    out[SR_OAUTH_CLIENT_ID_LEN] = '\0';
+}
+
 void sr_oauth_store_free(struct sr_oauth_store *s)
 {
     if (!s)
@@ -232,8 +264,14 @@ int sr_oauth_store_save(struct sr_oauth_store *s, int64_t now)
         const struct sr_oauth_client *c = &s->clients[i];
         if (!c->used)
             continue;
-        fprintf(f, "c %s %" PRId64 " %" PRId64 " %u", c->id, c->created, c->last_used,
-                c->nredirect);
+        if (c->url[0]) {
+            fprintf(f, "m %s %" PRId64 " %" PRId64 " %" PRId64 " %u", c->id, c->created,
+                    c->last_used, c->fresh_until, c->nredirect);
+            put_text(f, c->url);
+        } else {
+            fprintf(f, "c %s %" PRId64 " %" PRId64 " %u", c->id, c->created, c->last_used,
+                    c->nredirect);
+        }
         put_text(f, c->name);
         for (uint32_t k = 0; k < c->nredirect; k++)
             put_text(f, c->redirect[k]);

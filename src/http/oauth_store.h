@@ -29,7 +29,10 @@
 
 struct sr_oauth_client {
     bool used;
+    /* Registered: random. From a metadata document: derived from its URL (oauth_store_url_id). */
     char id[SR_OAUTH_CLIENT_ID_LEN + 1];
+    char url[SR_OAUTH_URI_MAX + 1]; /* "" for a registration, else the client_id URL (CIMD) */
+    int64_t fresh_until;            /* CIMD: fetch the document again from then on */
     char name[SR_OAUTH_CLIENT_NAME_MAX + 1];
     char redirect[SR_OAUTH_REDIRECTS_MAX][SR_OAUTH_URI_MAX + 1];
     uint32_t nredirect;
@@ -85,6 +88,9 @@ void sr_oauth_store_sweep(struct sr_oauth_store *s, int64_t now);
 struct sr_oauth_client *sr_oauth_store_new_client(struct sr_oauth_store *s);
 struct sr_oauth_code *sr_oauth_store_new_code(struct sr_oauth_store *s);
 struct sr_oauth_grant *sr_oauth_store_new_grant(struct sr_oauth_store *s);
+
+/* The internal id of a client_id URL: base64url of the first 16 bytes of its SHA-256. */
+void sr_oauth_store_url_id(const char *url, char out[SR_OAUTH_CLIENT_ID_LEN + 1]);
 
 /* Lookups (digests compared in constant time); NULL when absent. */
 struct sr_oauth_client *sr_oauth_store_client(struct sr_oauth_store *s, const char *id);

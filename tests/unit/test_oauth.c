@@ -136,12 +136,12 @@ static void test_public_url_and_metadata(void **state)
     assert_true(n > 0);
     assert_non_null(strstr(doc, "\"resource\":\"https://h.example/mcp\""));
     assert_non_null(strstr(doc, "\"authorization_servers\":[\"https://h.example\"]"));
-    n = sr_oauth_server_metadata("https://h.example", doc, sizeof(doc));
+    n = sr_oauth_server_metadata("https://h.example", false, doc, sizeof(doc));
     assert_true(n > 0);
     assert_non_null(strstr(doc, "\"issuer\":\"https://h.example\""));
     assert_non_null(strstr(doc, "\"token_endpoint\":\"https://h.example/oauth/token\""));
     assert_non_null(strstr(doc, "\"code_challenge_methods_supported\":[\"S256\"]"));
-    assert_int_equal(sr_oauth_server_metadata("https://h.example", doc, 16), -1);
+    assert_int_equal(sr_oauth_server_metadata("https://h.example", true, doc, 16), -1);
 }
 
 static int reg(const char *body, struct sr_oauth_reg *r, const char **error)
@@ -195,12 +195,65 @@ static void test_registration(void **state)
                      -1);
 }
 
+static void test_cimd(void **state)
+{
+    (void)state;
+    static struct sr_oauth_reg r;
+    const char *why;
+    static const char *const good[] = {"https://app.example/client.json",
+                                       "https://app.example:8443/a/b/c?x=1",
+                                       "https://app.example/.well-known/oauth-client"};
+    static const char *const bad[] = {"http://app.example/client.json", "https://app.example",
+                                      "https://app.example/",           "https://app.example?x",
+                                      "https://app.example/a/../b",     "https://app.example/./b",
+                                      "https://app.example/b/..",       "https://u@app.example/b",
+                                      "https://app.example/b#f",        "https:///b",
+                                      "https://app.example/a b",        "client-id"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(sr_oauth_cimd_url_check(good[i], strlen(good[i]), &why), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why = NULL;
+        assert_int_equal(sr_oauth_cimd_url_check(bad[i], strlen(bad[i]), &why), -1);
+        assert_non_null(why);
+    }
+    assert_true(sr_oauth_is_url_client("https://a/b", 11));
+    assert_false(sr_oauth_is_url_client("abcdefghijklmnopqrstuv", 22));
+
+    const char *url = "https://app.example/client.json";
+    const char *doc = "{\"client_id\":\"https://app.example/client.json\",\"client_name\":\"App\","
+                      "\"redirect_uris\":[\"http://127.0.0.1/cb\"],"
+                      "\"token_endpoint_auth_method\":\"none\"}";
+    assert_int_equal(sr_oauth_cimd_parse(doc, strlen(doc), url, strlen(url), toks, 1024, &r, &why),
+                     0);
+    assert_string_equal(r.name, "App");
+    assert_int_equal(r.nredirect, 1);
+    /* client_id compared byte for byte, no normalization. */
+    const char *other = "https://APP.example/client.json";
+    assert_int_equal(
+        sr_oauth_cimd_parse(doc, strlen(doc), other, strlen(other), toks, 1024, &r, &why), -1);
+    assert_non_null(strstr(why, "not exactly"));
+    static const char *const refused[] = {
+        "{\"client_id\":\"https://app.example/client.json\",\"redirect_uris\":[\"http://"
+        "127.0.0.1/cb\"],\"client_secret\":\"x\"}",
+        "{\"client_id\":\"https://app.example/client.json\",\"redirect_uris\":[\"http://"
+        "127.0.0.1/cb\"],\"token_endpoint_auth_method\":\"private_key_jwt\"}",
+        "{\"client_id\":\"https://app.example/client.json\"}",
+        "{\"redirect_uris\":[\"http://127.0.0.1/cb\"]}",
+        "{\"client_id\":7,\"redirect_uris\":[\"http://127.0.0.1/cb\"]}",
+        "[]",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        assert_int_equal(sr_oauth_cimd_parse(refused[i], strlen(refused[i]), url, strlen(url), toks,
+                                             1024, &r, &why),
+                         -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_form),         cmocka_unit_test(test_redirect),
         cmocka_unit_test(test_pkce),         cmocka_unit_test(test_public_url_and_metadata),
-        cmocka_unit_test(test_registration),
+        cmocka_unit_test(test_registration), cmocka_unit_test(test_cimd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

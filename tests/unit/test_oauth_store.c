@@ -211,6 +211,37 @@ static void test_full_clients(void **state)
     sr_oauth_store_free(s);
 }
 
+static void test_metadata_client(void **state)
+{
+    char err[256];
+    (void)state;
+    struct sr_oauth_store *s = sr_oauth_store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    struct sr_oauth_client *c = sr_oauth_store_new_client(s);
+    snprintf(c->url, sizeof(c->url), "%s", "https://app.example/client.json?v=1 2");
+    sr_oauth_store_url_id(c->url, c->id);
+    assert_int_equal(strlen(c->id), SR_OAUTH_CLIENT_ID_LEN);
+    snprintf(c->name, sizeof(c->name), "%s", "App");
+    snprintf(c->redirect[0], sizeof(c->redirect[0]), "%s", "http://localhost:1/cb");
+    c->nredirect = 1;
+    c->created = c->last_used = 1000000;
+    c->fresh_until = 1003600;
+    c->used = true;
+    char id[SR_OAUTH_CLIENT_ID_LEN + 1];
+    snprintf(id, sizeof(id), "%s", c->id);
+    assert_int_equal(sr_oauth_store_save(s, 1000000), 0);
+    sr_oauth_store_free(s);
+    s = sr_oauth_store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    c = sr_oauth_store_client(s, id);
+    assert_non_null(c);
+    assert_string_equal(c->url, "https://app.example/client.json?v=1 2");
+    assert_string_equal(c->name, "App");
+    assert_int_equal(c->fresh_until, 1003600);
+    assert_int_equal(c->nredirect, 1);
+    sr_oauth_store_free(s);
+}
+
 static void test_damaged(void **state)
 {
     char err[256];
@@ -222,6 +253,9 @@ static void test_damaged(void **state)
         "serena-remote-oauth 1\nc abcdefghijklmnopqrstuv 1 1 2 = =https%3A%2F%2Fa\n",
         "serena-remote-oauth 1\ng a 0 zz 00 abcdefghijklmnopqrstuv alice 00 1\n",
         "serena-remote-oauth 1\nc abcdefghijklmnopqrstuv 1 1 1 =%zz =https%3A%2F%2Fa\n",
+        /* a metadata-document client whose id is not its URL's */
+        "serena-remote-oauth 1\nm abcdefghijklmnopqrstuv 1 1 9 1 =https%3A%2F%2Fa.example%2Fc =n "
+        "=https%3A%2F%2Fa\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         write_file(bad[i]);
@@ -244,6 +278,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_families_and_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metadata_client, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
