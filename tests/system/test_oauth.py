@@ -571,3 +571,17 @@ def test_same_instance_and_sessions_per_token(run_dir, tmp_dir):
             rec = peers.read_pidfile(pf)
             if rec and peers.proc_running(*rec):
                 os.killpg(rec[0], signal.SIGKILL)
+
+
+def test_typescript_sdk_signs_in(ogw, tokens):
+    """The TypeScript MCP SDK's OAuthClientProvider: discovery from the 401, registration, PKCE,
+    the consent page, finishAuth, a session, the SDK's own refresh, a session with the new
+    token."""
+    r = peers.run_cmd(["node", peers.HERE / "clients" / "ts_oauth_client.mjs", ogw.url],
+                      env={"SR_CONSENT_TOKEN": tokens["alice"]}, guard=60)
+    out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    assert out["ok"], (out, r.stderr.decode()[-2000:])
+    assert out["tools"] and out["tools_after_refresh"] == len(out["tools"])
+    assert out["iss"] == pub(ogw) and out["refresh"] == "AUTHORIZED" and out["rotated"]
+    assert not out["client_id"].startswith("https://")  # registered (no metadata URL given)
+    assert "authorized for token alice" in ogw.log_text()

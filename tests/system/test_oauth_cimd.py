@@ -248,3 +248,22 @@ def test_public_only_untrusted_and_off(run_dir, tmp_dir, everything, tokens, doc
     finally:
         g.stop()
     assert docs.fetches("client.json") == 0
+
+
+def test_typescript_sdk_with_a_metadata_document(run_dir, tmp_dir, everything, tokens, docs):
+    """The TypeScript SDK given clientMetadataUrl: it sees client_id_metadata_document_supported
+    and uses the URL as its client_id instead of registering; the gateway fetches the document."""
+    cid = docs.client("ts-client.json", client_name="sr-system-test typescript",
+                      redirect_uris=["http://localhost:3031/callback"])
+    g = cimd_gateway(run_dir, tmp_dir, everything, tokens, docs)
+    try:
+        r = peers.run_cmd(["node", peers.HERE / "clients" / "ts_oauth_client.mjs", g.url,
+                           "--client-metadata-url", cid],
+                          env={"SR_CONSENT_TOKEN": tokens["alice"]}, guard=60)
+        out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+        assert out["ok"], (out, r.stderr.decode()[-2000:])
+        assert out["client_id"] == cid and out["tools"] and out["rotated"]
+        assert docs.fetches("ts-client.json") == 1
+        assert f"client metadata document {cid} read" in g.log_text()
+    finally:
+        g.stop()
