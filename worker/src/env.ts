@@ -50,6 +50,13 @@ export interface Env {
   /** Shared secret the Worker sends to `serena-remote run` in X-Serena-Internal-Secret (secret). */
   SERENA_INTERNAL_SECRET?: string;
 
+  // Sign in with OAuth (docs/oauth.md, "On Cloudflare"): "1" turns it on; off by default.
+  OAUTH_ENABLED?: string;
+  /** The issuer and origin of the resource <url>/mcp: https (http only on a loopback host), no path. */
+  SERENA_REMOTE_PUBLIC_URL?: string;
+  /** KV namespace of @cloudflare/workers-oauth-provider (clients, grants, tokens); needed only with OAuth on. */
+  OAUTH_KV?: KVNamespace;
+
   /** env.local only: JSON map route name -> base URL of a `serena-remote run` on 127.0.0.1 ("*" = any route). */
   LOCAL_CONTAINER_URLS?: string;
 }

@@ -10,6 +10,7 @@
 import type { Decision } from "../core-abi.mjs";
 import { containerSettings, core, stringSettings } from "./core";
 import { type Env, flag, uint } from "./env";
+import { type OAuthSetup, challenge, isOAuthPath, oauthRoute, oauthSetup, resolveAccessToken, revokeGrant, routeName } from "./oauth";
 
 export { SerenaContainer } from "./container";
 export { LocalContainer } from "./local-container";
@@ -82,8 +83,9 @@ function configure(env: Env): ConfigState {
 }
 
 /** Why /health says degraded ("" when it does not), most serious first. */
-function degradedReason(s: ConfigState): string {
+function degradedReason(s: ConfigState, oauth: OAuthSetup): string {
   const why: string[] = [];
+  if (oauth.error !== null) why.push(`OAuth sign-in is enabled (OAUTH_ENABLED=1) but not usable, so no request is accepted: ${oauth.error}`);
   if (s.runErrors.length > 0) why.push(`container settings refused, no container is started: ${s.runErrors.join("; ")}`);
   if (s.tokenError !== null) why.push(`token configuration refused, no token matches: ${s.tokenError}`);
   else if (core.tokenCount === 0)
@@ -128,9 +130,9 @@ async function readBody(req: Request, max: number): Promise<Uint8Array | null> {
 }
 
 /** The /health input owned by the Worker: role, instance cap and the persistence settings. */
-function healthInput(env: Env, s: ConfigState) {
+function healthInput(env: Env, s: ConfigState, oauth: OAuthSetup) {
   const enabled = flag(env.SERENA_R2_STATE_ENABLED);
-  const reason = degradedReason(s);
+  const reason = degradedReason(s, oauth);
   return {
     status: reason === "" ? "ok" : "degraded",
     reason,
@@ -203,6 +205,14 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
   if (started === 0) started = Date.now();
   const config = configure(env);
   const url = new URL(req.url);
+  const oauth = oauthSetup(env);
+  if (oauth.enabled) {
+    // The authorization server's endpoints (docs/oauth.md); the rest goes through core.wasm.
+    if (isOAuthPath(url.pathname)) return oauthRoute(req, env, ctx, url, oauth);
+    // A token in a URL ends up in logs and histories: refused even when it is valid.
+    if (url.pathname !== "/health" && url.searchParams.has("access_token"))
+      return transportError(400, "", "Tokens in the query string (access_token) are refused: send the token in the Authorization header (Authorization: Bearer <token>).");
+  }
 
   const authorization = req.headers.get("authorization");
   const token = authorization === null ? null : core.parseBearer(authorization);
@@ -210,26 +220,65 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
 
   let body: Uint8Array | null = new Uint8Array(0);
   if (BODY_METHODS.has(req.method)) body = await readBody(req, core.maxBody);
-  const d = core.classify({
-    method: req.method,
-    path: url.pathname,
-    headers: req.headers,
-    digest,
-    body_too_large: body === null,
-    body: body ?? undefined,
-  });
+  const describe = (dg: string | undefined, headers: Headers = req.headers) =>
+    core.classify({
+      method: req.method,
+      path: url.pathname,
+      headers,
+      digest: dg,
+      body_too_large: body === null,
+      body: body ?? undefined,
+    });
+  let d = describe(digest);
+
+  // A Bearer that is no static token may be an OAuth access token: it then stands for the static
+  // token its grant is bound to, and the request is classified again exactly as if that token had
+  // been sent, so every rule of the core applies. A grant whose token was removed or changed
+  // (the core no longer knows it, or knows it under another name) is refused and revoked.
+  // The library's tokens carry ':' (not a token68 character), so the core does not parse them.
+  const credential = token ?? (authorization === null ? null : (/^Bearer +([\x21-\x7e]+) *$/i.exec(authorization)?.[1] ?? null));
+  if (oauth.enabled && oauth.error === null && credential !== null && d.action === "reject" && d.www_authenticate) {
+    const r = await resolveAccessToken(oauth, env, credential);
+    if (r.kind === "bound") {
+      // The core sees a well-formed Authorization header and judges the bound token's digest.
+      const headers = new Headers(req.headers);
+      headers.set("authorization", "Bearer oauth-access-token");
+      const bound = describe(r.digest, headers);
+      const unbound =
+        (bound.action === "reject" && bound.www_authenticate) ||
+        ((bound.action === "forward" || bound.action === "status") && routeName(bound.route) !== r.name);
+      if (unbound) {
+        ctx.waitUntil(
+          revokeGrant(oauth, env, r.grantId, r.name).catch((e) =>
+            console.error(`serena-remote worker: revoking an unbound OAuth grant failed: ${(e as Error).message}`)
+          )
+        );
+        const body = `{"jsonrpc":"2.0","id":${d.rpc_id === "" ? "null" : d.rpc_id},"error":{"code":-32001,"message":"Unauthorized: this OAuth sign-in was made with a serena-remote token that is no longer configured (removed or changed), so it has ended. Sign in again."}}`;
+        return new Response(body, { status: 401, headers: { ...JSON_HEADERS, "www-authenticate": challenge(oauth, true) } });
+      }
+      d = bound;
+    }
+  }
 
   switch (d.action) {
     case "reject": {
       const headers: Record<string, string> = { ...JSON_HEADERS };
       if (d.allow !== null) headers["allow"] = d.allow;
-      if (d.www_authenticate) headers["www-authenticate"] = 'Bearer realm="serena-remote"';
+      if (d.www_authenticate)
+        headers["www-authenticate"] =
+          oauth.enabled && oauth.error === null ? challenge(oauth, authorization !== null) : 'Bearer realm="serena-remote"';
       return new Response(d.body, { status: d.status, headers });
     }
     case "health":
-      return new Response(core.healthText(healthInput(env, config)), { status: 200, headers: JSON_HEADERS });
+      return new Response(core.healthText(healthInput(env, config, oauth)), { status: 200, headers: JSON_HEADERS });
     case "status":
     case "forward":
+      if (oauth.error !== null)
+        return transportError(
+          500,
+          d.rpc_id ?? "",
+          `OAuth sign-in is enabled (OAUTH_ENABLED=1) but not usable, so no request is accepted: ${oauth.error}. Fix it in wrangler.toml [vars] and deploy again.`
+        );
       // A container would refuse these settings and exit: say so instead of starting one.
       if (config.runErrors.length > 0)
         return transportError(

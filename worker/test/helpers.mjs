@@ -106,3 +106,36 @@ export function wranglerReady(proc, port, path = "/health") {
     deadlineMs: 120_000,
   });
 }
+
+/**
+ * One MCP POST to `endpoint` (a full /mcp URL); token null sends no Authorization. Returns
+ * {status, headers, msg (the JSON-RPC reply to body.id, from JSON or SSE, or null), text}.
+ */
+export async function mcpPost(endpoint, token, body, { sid, headers = {} } = {}) {
+  const h = { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers };
+  if (token !== null) h.authorization = `Bearer ${token}`;
+  if (sid) h["mcp-session-id"] = sid;
+  const r = await fetch(endpoint, { method: "POST", headers: h, body: JSON.stringify(body) });
+  const text = await r.text();
+  let msg = null;
+  if ((r.headers.get("content-type") ?? "").includes("text/event-stream")) {
+    for (const line of text.split(/\r?\n/)) {
+      if (!line.startsWith("data:") || line.slice(5).trim() === "") continue;
+      const m = JSON.parse(line.slice(5));
+      if (m.id === body.id) msg = m;
+    }
+  } else if (text !== "") {
+    msg = JSON.parse(text);
+  }
+  return { status: r.status, headers: r.headers, msg, text };
+}
+
+/** An MCP initialize request (protocol 2025-06-18) from a client named `name`. */
+export function initRequest(name) {
+  return {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name, version: "1" } },
+  };
+}
