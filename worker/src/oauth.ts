@@ -166,8 +166,11 @@ export function isOAuthPath(path: string): boolean {
 export async function oauthRoute(req: Request, env: Env, ctx: ExecutionContext, url: URL, s: OAuthSetup): Promise<Response> {
   if (s.error !== null)
     return oauthError(500, "server_error", `OAuth sign-in is enabled (OAUTH_ENABLED=1) but not usable: ${s.error}. Fix it in wrangler.toml [vars] and deploy again.`);
-  const { as, rs } = await library(s);
   const path = url.pathname;
+  // The library matches its endpoints on the issuer's origin: one place for all of them.
+  if (url.origin !== s.publicUrl)
+    return oauthError(404, "not_found", `The OAuth endpoints of this server are at ${s.publicUrl} (SERENA_REMOTE_PUBLIC_URL).`);
+  const { as, rs } = await library(s);
   if (path === "/.well-known/oauth-protected-resource" || path === "/.well-known/oauth-protected-resource/mcp") {
     // One document, at both places (RFC 9728's path-suffixed URL, and the root some clients try).
     const at = new URL(url);
@@ -208,8 +211,10 @@ function failed(client: string, now: number) {
   if (fails.perClient.has(client) || fails.perClient.size < 10_000) fails.perClient.set(client, (fails.perClient.get(client) ?? 0) + 1);
 }
 
+const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
 function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return s.replace(/[&<>"']/g, (c) => ENTITIES[c]);
 }
 
 function pageHeaders(extra?: Headers): Headers {
@@ -234,19 +239,24 @@ function messagePage(status: number, title: string, text: string, extra?: Header
   return new Response(body, { status, headers: h });
 }
 
-function formPage(status: number, url: URL, d: { clientName: string; redirectHost: string }, handle: string, csrf: string, error: string, extra?: Headers): Response {
-  const action = `/oauth/authorize${url.search}`;
+/**
+ * The consent form. Its contract is serve's (scripted browsers work with both): hidden inputs,
+ * `token`, and `action` = allow | deny, posted to /oauth/authorize. `request` carries the
+ * authorization request's query, validated again when the form comes back.
+ */
+function formPage(status: number, request: string, d: { clientName: string; redirectHost: string }, csrf: string, error: string, extra?: Headers): Response {
   const body =
-    `<!doctype html><html><head><meta charset="utf-8"><title>Sign in to serena-remote</title><style>${STYLE}</style></head><body>` +
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in to serena-remote</title><style>${STYLE}</style></head><body>` +
     `<h1>Sign in to serena-remote</h1>` +
     `<p>The application <strong>${esc(d.clientName)}</strong> <span class="warn">(name given by the application itself, unverified)</span> ` +
     `asks to use your serena-remote instance. After you allow it, your browser goes back to <strong>${esc(d.redirectHost)}</strong>.</p>` +
     `<p>Enter your serena-remote token: the application gets access to that token's instance, and never sees the token.</p>` +
     (error ? `<p class="err">${esc(error)}</p>` : "") +
-    `<form method="post" action="${esc(action)}">` +
-    `<input type="hidden" name="handle" value="${esc(handle)}"><input type="hidden" name="csrf" value="${esc(csrf)}">` +
+    `<form method="post" action="/oauth/authorize">\n` +
+    `<input type="hidden" name="request" value="${esc(request)}">\n` +
+    `<input type="hidden" name="csrf" value="${esc(csrf)}">\n` +
     `<label for="token">serena-remote token</label><input type="password" id="token" name="token" autocomplete="off" autofocus>` +
-    `<button type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny">Deny</button>` +
+    `<button type="submit" name="action" value="allow">Allow</button><button type="submit" name="action" value="deny" formnovalidate>Deny</button>` +
     `</form></body></html>`;
   return new Response(body, { status, headers: pageHeaders(extra) });
 }
@@ -309,11 +319,28 @@ async function consent(req: Request, env: Env, url: URL, s: OAuthSetup): Promise
   if (wait > 0)
     return messagePage(429, "Too many attempts", `Too many wrong tokens were entered. Try again in ${wait} seconds.`, new Headers({ "retry-after": String(wait) }));
 
-  // The request as the client sent it (the form posts back to the same URL): validated by the
-  // library; its errors go back to the client only once client and redirect URI are trusted.
+  // POST: the form. A browser's Origin, when sent, must be ours; the form's random value must be
+  // the cookie set with the page (CSRF), before anything else is looked at.
+  let form: URLSearchParams | null = null;
+  let query = url.search.slice(1);
+  if (req.method === "POST") {
+    const origin = req.headers.get("origin");
+    if (origin !== null && origin !== s.publicUrl) return messagePage(403, "Refused", "This form was sent from another site.");
+    form = await readForm(req);
+    if (form === null) return messagePage(400, "Refused", "The form could not be read.");
+    const cookie = readCookie(req, CSRF_COOKIE);
+    const csrf = form.get("csrf") ?? "";
+    if (cookie === null || csrf === "" || !same(csrf, cookie))
+      return messagePage(403, "Refused", "This form does not belong to this browser session. Start the sign-in again from the application.");
+    query = form.get("request") ?? "";
+  }
+
+  // The authorization request (from the URL, or as the form carried it back), validated by the
+  // library each time; its errors go back to the client only once client and redirect URI are
+  // trusted, else they are shown here.
   let areq: AuthRequest;
   try {
-    areq = await api.parseAuthRequest(req);
+    areq = await api.parseAuthRequest(new Request(new URL(`/oauth/authorize?${query}`, s.publicUrl)));
     if (!areq.codeChallenge || areq.codeChallengeMethod !== "S256")
       return Response.redirect(
         lib.authorizationErrorRedirect(areq, "invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256"),
@@ -327,49 +354,24 @@ async function consent(req: Request, env: Env, url: URL, s: OAuthSetup): Promise
   }
   const described = await api.describeConsent(areq);
 
-  if (req.method === "GET") {
-    const tx = await api.beginConsent(areq);
+  if (form === null) {
     const csrf = randomValue();
-    tx.headers.append("set-cookie", `${CSRF_COOKIE}=${csrf}; Path=/oauth/authorize; HttpOnly; SameSite=Strict${url.protocol === "https:" ? "; Secure" : ""}`);
-    return formPage(200, url, described, tx.handle, csrf, "", tx.headers);
+    const cookie = `${CSRF_COOKIE}=${csrf}; Path=/oauth/authorize; HttpOnly; SameSite=Strict${url.protocol === "https:" ? "; Secure" : ""}`;
+    return formPage(200, query, described, csrf, "", new Headers({ "set-cookie": cookie }));
   }
-
-  // POST: the form. A browser's Origin, when sent, must be ours; the form's random value must be
-  // the cookie set with the page (CSRF), before anything else is looked at.
-  const origin = req.headers.get("origin");
-  if (origin !== null && origin !== s.publicUrl)
-    return messagePage(403, "Refused", "This form was sent from another site.");
-  const form = await readForm(req);
-  if (form === null) return messagePage(400, "Refused", "The form could not be read.");
-  const csrfCookie = readCookie(req, CSRF_COOKIE);
-  const csrf = form.get("csrf") ?? "";
-  if (csrfCookie === null || csrf === "" || !same(csrf, csrfCookie))
-    return messagePage(403, "Refused", "This form does not belong to this browser session. Start the sign-in again from the application.");
-  const handle = form.get("handle") ?? "";
-  try {
-    if (form.get("decision") === "deny") {
-      const denied = await api.denyConsent(req, handle);
-      return new Response(null, { status: 302, headers: denied.headers });
-    }
-    const bound = await matchStaticToken(form.get("token") ?? "");
-    if (bound === null) {
-      failed(client, now);
-      return formPage(401, url, described, handle, csrf, "That is not a serena-remote token of this server. Try again.");
-    }
-    const approved = await api.approveConsent(req, handle);
-    const { redirectTo } = await api.completeAuthorization({
-      request: approved.request,
-      userId: bound.name,
-      metadata: {},
-      // Scopes mean nothing here: access is the whole route of the token entered.
-      scope: approved.request.scope,
-      props: bound,
-    });
-    approved.headers.set("location", redirectTo);
-    return new Response(null, { status: 302, headers: approved.headers });
-  } catch (e) {
-    if (e instanceof lib.AuthorizationError)
-      return messagePage(400, "This sign-in cannot go on", `${e.description}. Start the sign-in again from the application.`);
-    throw e;
+  if (form.get("action") === "deny") return Response.redirect(lib.authorizationErrorRedirect(areq, "access_denied"), 302);
+  const bound = await matchStaticToken(form.get("token") ?? "");
+  if (bound === null) {
+    failed(client, now);
+    return formPage(401, query, described, form.get("csrf") ?? "", "That is not a serena-remote token of this server. Try again.");
   }
+  const { redirectTo } = await api.completeAuthorization({
+    request: areq,
+    userId: bound.name,
+    metadata: {},
+    // Scopes mean nothing here: access is the whole route of the token entered.
+    scope: areq.scope,
+    props: bound,
+  });
+  return new Response(null, { status: 302, headers: { location: redirectTo, "cache-control": "no-store" } });
 }

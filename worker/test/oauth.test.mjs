@@ -12,11 +12,13 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import {
+  ROOT,
   SERENA_REMOTE,
   SERVER_EVERYTHING,
   answers,
@@ -147,7 +149,9 @@ function authorizeUrl(clientId, challenge, extra = {}) {
   return url(`/oauth/authorize?${q}`);
 }
 
-/** The consent page: {status, headers, html, handle, csrf, cookie (name=value pairs to send back)}. */
+const unescape = (v) => v.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+
+/** The consent page: {status, headers, html, fields (its hidden inputs), cookie (to send back)}. */
 async function consentPage(authUrl) {
   const r = await fetch(authUrl, { redirect: "manual" });
   const html = await r.text();
@@ -155,20 +159,19 @@ async function consentPage(authUrl) {
     .getSetCookie()
     .map((c) => c.split(";")[0])
     .join("; ");
-  const handle = html.match(/name="handle" value="([^"]*)"/)?.[1];
-  const csrf = html.match(/name="csrf" value="([^"]*)"/)?.[1];
-  const action = html.match(/<form method="post" action="([^"]*)"/)?.[1]?.replace(/&#38;/g, "&");
-  return { status: r.status, headers: r.headers, html, handle, csrf, cookie, action };
+  const fields = {};
+  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) fields[m[1]] = unescape(m[2]);
+  return { status: r.status, headers: r.headers, html, fields, cookie };
 }
 
 async function submit(page, fields, { cookie = page.cookie, origin = PUB } = {}) {
   const headers = { "content-type": "application/x-www-form-urlencoded", cookie };
   if (origin !== null) headers.origin = origin;
-  const r = await fetch(url(page.action), {
+  const r = await fetch(url("/oauth/authorize"), {
     method: "POST",
     redirect: "manual",
     headers,
-    body: new URLSearchParams({ handle: page.handle, csrf: page.csrf, ...fields }),
+    body: new URLSearchParams({ ...page.fields, ...fields }),
   });
   return { status: r.status, headers: r.headers, html: await r.text(), location: r.headers.get("location") };
 }
@@ -189,7 +192,7 @@ async function signIn(token, { clientId, extra = {} } = {}) {
   const { verifier, challenge } = pkce();
   const page = await consentPage(authorizeUrl(clientId, challenge, extra));
   assert.equal(page.status, 200, page.html);
-  const r = await submit(page, { token, decision: "allow" });
+  const r = await submit(page, { token, action: "allow" });
   assert.equal(r.status, 302, r.html);
   const loc = new URL(r.location);
   return { clientId, code: loc.searchParams.get("code"), verifier, location: loc };
@@ -272,7 +275,7 @@ test("flow: consent page names the client (unverified) and the redirect host, wi
   state.authUrl = authorizeUrl(state.clientId, challenge, { state: "flow-state-1" });
   const page = await consentPage(state.authUrl);
   assert.equal(page.status, 200, page.html);
-  assert.match(page.html, /Example &#60;b&#62;Client&#60;\/b&#62;/);
+  assert.match(page.html, /Example &lt;b&gt;Client&lt;\/b&gt;/);
   assert.ok(!page.html.includes("<b>Client</b>"), "the client's name is escaped");
   assert.match(page.html, /unverified/);
   assert.match(page.html, /<strong>127\.0\.0\.1<\/strong>/);
@@ -281,13 +284,14 @@ test("flow: consent page names the client (unverified) and the redirect host, wi
   assert.match(page.headers.get("content-security-policy") ?? "", /frame-ancestors 'none'/);
   assert.equal(page.headers.get("referrer-policy"), "no-referrer");
   assert.match(page.cookie, /sr_oauth_csrf=/);
-  assert.ok(page.handle && page.csrf, "the form carries a handle and a CSRF value");
+  assert.ok(page.fields.csrf && page.fields.request, "the form carries the request and a CSRF value");
+  assert.equal(page.cookie, `sr_oauth_csrf=${page.fields.csrf}`);
   state.page = page;
 });
 
 test("flow: a wrong token gives the page again with 401 and nothing echoed", async () => {
   const wrong = "wrong-token-that-must-not-be-echoed-42";
-  const r = await submit(state.page, { token: wrong, decision: "allow" });
+  const r = await submit(state.page, { token: wrong, action: "allow" });
   assert.equal(r.status, 401, r.html);
   assert.ok(!r.html.includes(wrong), "the wrong token is not in the page");
   assert.match(r.html, /not a serena-remote token/);
@@ -296,7 +300,7 @@ test("flow: a wrong token gives the page again with 401 and nothing echoed", asy
 });
 
 test("flow: the right token redirects with code, state and iss; the code gives tokens for <public>/mcp", async () => {
-  const r = await submit(state.page, { token: TOKENS.alice, decision: "allow" });
+  const r = await submit(state.page, { token: TOKENS.alice, action: "allow" });
   assert.equal(r.status, 302, r.html);
   const loc = new URL(r.location);
   assert.equal(`${loc.origin}${loc.pathname}`, REDIRECT);
@@ -375,6 +379,37 @@ test("flow: revoking the access token ends it alone; revoking the refresh token 
   assert.equal(refused.json?.error, "invalid_grant", refused.text);
 });
 
+test("a real client: the TypeScript MCP SDK signs in by itself (discovery from the 401, registration, consent, its own refresh)", async () => {
+  // The system tests' SDK client (its scripted browser fills serve's form contract, which the
+  // Worker's consent page keeps), pointed at the Worker.
+  const client = join(ROOT, "tests/system/clients/ts_oauth_client.mjs");
+  assert.ok(existsSync(client), `${client} missing`);
+  const out = await new Promise((res) =>
+    execFile(process.execPath, [client, url("/mcp")], { env: { ...process.env, SR_CONSENT_TOKEN: TOKENS.alice } }, (err, stdout, stderr) =>
+      res({ err, stdout, stderr })
+    )
+  );
+  const last = out.stdout.trim().split("\n").pop() ?? "";
+  const j = JSON.parse(last || "{}");
+  assert.equal(j.ok, true, `${last}\n${out.stderr.slice(-2000)}`);
+  assert.ok(j.tools.length > 0 && j.tools_after_refresh === j.tools.length, last);
+  assert.equal(j.iss, PUB);
+  assert.equal(j.refresh, "AUTHORIZED");
+  assert.equal(j.rotated, true);
+  assert.ok(!out.stdout.includes(TOKENS.alice) && !out.stderr.includes(TOKENS.alice));
+});
+
+test("refused: a form whose carried request was changed (an unregistered redirect URI) is not honoured", async () => {
+  const clientId = await register();
+  const page = await consentPage(authorizeUrl(clientId, pkce().challenge));
+  assert.equal(page.status, 200, page.html);
+  const q = new URLSearchParams(page.fields.request);
+  q.set("redirect_uri", "https://evil.example/cb");
+  const r = await submit(page, { request: q.toString(), token: TOKENS.alice, action: "allow" });
+  assert.equal(r.status, 400, r.html);
+  assert.equal(r.location, null);
+});
+
 test("refused: no PKCE, plain PKCE (redirected with invalid_request and iss)", async () => {
   const clientId = await register();
   for (const extra of [{ code_challenge: undefined, code_challenge_method: undefined }, { code_challenge_method: "plain" }]) {
@@ -446,15 +481,15 @@ test("refused: a forged CSRF value, a missing cookie, a foreign Origin; Deny sen
   const clientId = await register();
   const page = await consentPage(authorizeUrl(clientId, pkce().challenge, { state: "deny-state" }));
   assert.equal(page.status, 200, page.html);
-  const forged = await submit({ ...page, csrf: b64url(randomBytes(32)) }, { token: TOKENS.alice, decision: "allow" });
+  const forged = await submit(page, { csrf: b64url(randomBytes(32)), token: TOKENS.alice, action: "allow" });
   assert.equal(forged.status, 403, forged.html);
-  const noCookie = await submit(page, { token: TOKENS.alice, decision: "allow" }, { cookie: "" });
+  const noCookie = await submit(page, { token: TOKENS.alice, action: "allow" }, { cookie: "" });
   assert.equal(noCookie.status, 403, noCookie.html);
-  const foreign = await submit(page, { token: TOKENS.alice, decision: "allow" }, { origin: "https://evil.example" });
+  const foreign = await submit(page, { token: TOKENS.alice, action: "allow" }, { origin: "https://evil.example" });
   assert.equal(foreign.status, 403, foreign.html);
   for (const r of [forged, noCookie, foreign]) assert.equal(r.location, null);
 
-  const deny = await submit(page, { decision: "deny" });
+  const deny = await submit(page, { action: "deny" });
   assert.equal(deny.status, 302, deny.html);
   const loc = new URL(deny.location);
   assert.equal(loc.searchParams.get("error"), "access_denied");
@@ -500,10 +535,10 @@ test("the consent page is rate limited: after 5 wrong tokens from one address it
   const page = await consentPage(authorizeUrl(clientId, pkce().challenge));
   assert.equal(page.status, 200, page.html);
   for (let i = 0; i < 5; i++) {
-    const r = await submit(page, { token: `wrong-${i}-0123456789abcdef`, decision: "allow" });
+    const r = await submit(page, { token: `wrong-${i}-0123456789abcdef`, action: "allow" });
     assert.equal(r.status, 401, `attempt ${i + 1}: ${r.html}`);
   }
-  const r = await submit(page, { token: TOKENS.alice, decision: "allow" });
+  const r = await submit(page, { token: TOKENS.alice, action: "allow" });
   assert.equal(r.status, 429, r.html);
   assert.match(r.headers.get("retry-after") ?? "", /^\d+$/);
   assert.equal(r.location, null, "not even the right token goes through while limited");
