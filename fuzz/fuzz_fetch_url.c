@@ -3,7 +3,7 @@
  *
  * Invariants: an accepted URL has a host, a path starting with '/', a port from 1 to 65535, a
  * Host header that starts with the host (bracketed for IPv6), and a loopback flag only for
- * localhost or loopback literals.
+ * localhost or loopback literals; no fragment and no user information ('@' may be in the path).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,7 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool v6 = strchr(u.host, ':') != NULL;
         check(v6 ? u.host_header[0] == '[' : strncmp(u.host_header, u.host, strlen(u.host)) == 0);
         check(!u.host_is_loopback || u.host_is_ip || strcmp(u.host, "localhost") == 0);
-        check(strchr(in, '#') == NULL && strchr(in, '@') == NULL);
+        /* No fragment anywhere; no user information before the path. */
+        const char *auth = strstr(in, "//") + 2;
+        size_t alen = strcspn(auth, "/?");
+        check(strchr(in, '#') == NULL && memchr(auth, '@', alen) == NULL);
     } else {
         check(why != NULL);
     }
