@@ -14,6 +14,7 @@
 #include "core/route.h"
 #include "core/sha256.h"
 #include "http/admin.h"
+#include "http/util.h"
 #include "instance/program.h"
 #include "instance/spawn.h"
 #include <limits.h>
@@ -101,7 +102,7 @@ static int check_admin(const struct sr_config *c)
         fprintf(stderr, "serena-remote check: %s\n", err);
         return -1;
     }
-    if (!sr_admin_is_loopback(listen) && !a.has_token) {
+    if (!sr_hostport_is_loopback(listen) && !a.has_token) {
         fprintf(stderr,
                 "serena-remote check: --admin-listen %s is not a loopback address and "
                 "ADMIN_TOKEN is not set: serve would refuse to start (set ADMIN_TOKEN, or listen "

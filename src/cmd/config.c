@@ -529,25 +529,6 @@ fail:
     return NULL;
 }
 
-bool sr_config_listen_is_loopback(const char *listen)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = 0;
-    if (!listen || sr_parse_hostport(listen, &ss, &len) < 0)
-        return false;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a))
-            return true;
-        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-    }
-    return false;
-}
-
 int sr_config_policy(const struct sr_config *c, struct sr_policy *p, char *err, size_t errlen)
 {
     struct sr_core_err ce;
@@ -556,7 +537,7 @@ int sr_config_policy(const struct sr_config *c, struct sr_policy *p, char *err, 
     p->max_body = c->max_body;
     /* Local pages (http://localhost:port) may call a gateway that only this machine can reach;
      * the listen address is the one the server binds (role defaults are applied before). */
-    p->loopback_listener = sr_config_listen_is_loopback(c->value[SR_SET_LISTEN]);
+    p->loopback_listener = sr_hostport_is_loopback(c->value[SR_SET_LISTEN]);
     if (sr_policy_set_origins(p, o ? o : "", o ? strlen(o) : 0, &ce) < 0) {
         snprintf(err, errlen, "ALLOWED_ORIGINS: %s", ce.msg);
         return -1;

@@ -121,9 +121,6 @@ const char *sr_config_get(const struct sr_config *c, enum sr_setting s);
 struct sr_tokens *sr_config_tokens(const struct sr_config *c, char *err, size_t errlen);
 /* Fill the policy (generation, origins, max body, loopback listener) from the configuration. */
 int sr_config_policy(const struct sr_config *c, struct sr_policy *p, char *err, size_t errlen);
-/* True when a --listen value ("host:port", "[v6]:port") is 127.0.0.0/8, ::1 or localhost. */
-bool sr_config_listen_is_loopback(const char *listen);
-
 /*
  * The backend command template: --backend-cmd when set, else Serena's
  * command line built from SERENA_CONTEXT / SERENA_PROJECT. Caller frees.

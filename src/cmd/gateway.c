@@ -296,7 +296,7 @@ static int admin_check(struct serve *s, char *err, size_t errlen)
     }
     if (token && *token && sr_admin_set_token(&s->admin, token, err, errlen) < 0)
         return -1;
-    if (!s->admin.has_token && !sr_admin_is_loopback(listen)) {
+    if (!s->admin.has_token && !sr_hostport_is_loopback(listen)) {
         snprintf(err, errlen,
                  "--admin-listen %s is not a loopback address, and without ADMIN_TOKEN anyone who "
                  "can reach it would see every route and its metrics: set ADMIN_TOKEN "

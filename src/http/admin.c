@@ -70,23 +70,6 @@ int sr_admin_set_token(struct sr_admin *a, const char *v, char *err, size_t errl
     return 0;
 }
 
-bool sr_admin_is_loopback(const char *hostport)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (sr_parse_hostport(hostport, &ss, &len) < 0)
-        return false;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
-    }
-    return false;
-}
-
 /* A Host header naming loopback: localhost, 127.x.y.z or [::1], with or without a port. */
 static bool host_is_loopback(const char *h, size_t n)
 {
@@ -100,7 +83,7 @@ static bool host_is_loopback(const char *h, size_t n)
         buf[n - 1] != ']' && strrchr(buf, ':') && (buf[0] != '[' || strstr(buf, "]:") != NULL);
     if (!has_port)
         snprintf(buf + n, sizeof(buf) - n, ":80");
-    return sr_admin_is_loopback(buf);
+    return sr_hostport_is_loopback(buf);
 }
 
 static void refuse(struct sr_req *r, int status, const char *extra, const char *msg)

@@ -42,9 +42,6 @@ struct sr_admin {
  */
 int sr_admin_set_token(struct sr_admin *a, const char *value, char *err, size_t errlen);
 
-/* True when "host:port" names a loopback address (127.0.0.0/8, ::1, localhost). */
-bool sr_admin_is_loopback(const char *hostport);
-
 /* The sr_server handler; arg is the struct sr_admin. */
 void sr_admin_handle(struct sr_req *r, void *arg);
 

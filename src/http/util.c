@@ -88,3 +88,20 @@ void sr_format_peer(const struct sockaddr *sa, char *out, size_t cap)
         snprintf(out, cap, "-");
     }
 }
+
+bool sr_hostport_is_loopback(const char *hostport)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    if (!hostport || sr_parse_hostport(hostport, &ss, &len) < 0)
+        return false;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}

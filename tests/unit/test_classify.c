@@ -22,6 +22,7 @@
 #include "core/describe.h"
 #include "core/errors.h"
 #include "core/mem.h"
+#include "http/util.h"
 
 #define TOK_A "alpha-token-0123456789abcdef"
 #define NTOKS 4096
@@ -524,10 +525,10 @@ static void test_listen_is_loopback(void **state)
 
     (void)state;
     for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
-        assert_true(sr_config_listen_is_loopback(yes[i]));
+        assert_true(sr_hostport_is_loopback(yes[i]));
     for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
-        assert_false(sr_config_listen_is_loopback(no[i]));
-    assert_false(sr_config_listen_is_loopback(NULL));
+        assert_false(sr_hostport_is_loopback(no[i]));
+    assert_false(sr_hostport_is_loopback(NULL));
 }
 
 static void test_describe_stateless(void **state)
