@@ -74,12 +74,15 @@
 #define SR_MCP_NAME_MAX         4096
 
 /* Edge sessions: plaintext of an id, default maximum age, tolerated clock skew, entries the
- * native edge keeps (id -> backend session; more are re-initialized when used again). */
+ * native edge keeps (id -> backend session; more are re-initialized when used again), ended
+ * (DELETE'd) ids remembered across restarts until they expire (beyond, the soonest to expire
+ * is forgotten). */
 #define SR_SESSION_PLAIN_MAX      1536
 #define SR_SESSION_MAX_AGE        (30u * 24u * 3600u)
 #define SR_SESSION_SKEW           300
 #define SR_SESSION_TABLE_MAX      4096
 #define SR_SESSION_BACKEND_ID_MAX 128
+#define SR_SESSION_ENDED_MAX      16384
 
 /* A route's remembered project (a path or a registered project name). */
 #define SR_PROJECT_MAX 1024

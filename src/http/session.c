@@ -24,11 +24,13 @@
 #include <openssl/sha.h>
 
 #include "core/mem.h"
+#include "http/log.h"
 
-#define KEYS_MAX      8
-#define BUCKETS       8192u /* a power of two, twice SR_SESSION_TABLE_MAX */
-#define PLAIN_TOKENS  1024u
-#define KEY_FILE_NAME "session.key"
+#define KEYS_MAX        8
+#define BUCKETS         8192u /* a power of two, twice SR_SESSION_TABLE_MAX */
+#define PLAIN_TOKENS    1024u
+#define KEY_FILE_NAME   "session.key"
+#define ENDED_FILE_NAME "sessions.ended"
 
 struct entry {
     uint8_t digest[SHA256_DIGEST_LENGTH];
@@ -69,6 +71,16 @@ struct sr_sessions {
     struct sr_json_tok toks[PLAIN_TOKENS];
     char plain[SR_SESSION_PLAIN_MAX + 1];
     uint8_t sealed[SR_SESSION_SEALED_MAX];
+    /* Ended (DELETE'd) ids by digest, sorted, with the time each expires anyway; appended to
+     * <state-dir>/sessions.ended so that a restart keeps them ended. */
+    struct ended_id *ended;
+    uint32_t nended, ended_cap;
+    int ended_fd; /* -1: remembered in memory only (no state directory) */
+};
+
+struct ended_id {
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    int64_t until;
 };
 
 /* Standard or URL-safe base64, padded or not, into exactly 32 bytes. */
@@ -186,6 +198,129 @@ static int load_file_key(struct sr_sessions *s, const char *state_dir, char *err
     return -1;
 }
 
+/* Where digest d is (or would go) in the sorted ended list; *found when it is there. */
+static uint32_t ended_pos(const struct sr_sessions *s, const uint8_t *d, bool *found)
+{
+    uint32_t lo = 0, hi = s->nended;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(s->ended[mid].d, d, SHA256_DIGEST_LENGTH);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static bool ended_has(const struct sr_sessions *s, const uint8_t *d)
+{
+    bool found = false;
+    if (s->nended)
+        ended_pos(s, d, &found);
+    return found;
+}
+
+/* Remember d as ended until `until`; full, the id that expires soonest is forgotten. */
+static void ended_add(struct sr_sessions *s, const uint8_t *d, int64_t until)
+{
+    bool found;
+    uint32_t at = ended_pos(s, d, &found);
+    if (found) {
+        if (until > s->ended[at].until)
+            s->ended[at].until = until;
+        return;
+    }
+    if (s->nended == s->ended_cap) {
+        if (s->ended_cap == SR_SESSION_ENDED_MAX) {
+            uint32_t soonest = 0;
+            for (uint32_t i = 1; i < s->nended; i++)
+                if (s->ended[i].until < s->ended[soonest].until)
+                    soonest = i;
+            memmove(&s->ended[soonest], &s->ended[soonest + 1],
+                    (s->nended - soonest - 1) * sizeof(*s->ended));
+            s->nended--;
+            at = ended_pos(s, d, &found);
+        } else {
+            uint32_t cap = s->ended_cap ? 2 * s->ended_cap : 64;
+            struct ended_id *n = realloc(s->ended, cap * sizeof(*n));
+            if (!n)
+                return; /* remembered in the table entry only */
+            s->ended = n;
+            s->ended_cap = cap;
+        }
+    }
+    memmove(&s->ended[at + 1], &s->ended[at], (s->nended - at) * sizeof(*s->ended));
+    memcpy(s->ended[at].d, d, SHA256_DIGEST_LENGTH);
+    s->ended[at].until = until;
+    s->nended++;
+}
+
+static void ended_line(const struct ended_id *e, char *line, size_t cap)
+{
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+    sr_hex_encode(e->d, SHA256_DIGEST_LENGTH, hex);
+    hex[2 * SHA256_DIGEST_LENGTH] = '\0';
+    snprintf(line, cap, "%s %lld\n", hex, (long long)e->until);
+}
+
+/*
+ * Read <state_dir>/sessions.ended (lines "<sha256 hex of the id> <unix expiry>"), keep what has
+ * not expired, write it back compacted and keep it open for appending. A damaged line is
+ * skipped (and said); a file that cannot be written leaves ended ids in memory only (said).
+ */
+static void load_ended(struct sr_sessions *s, const char *state_dir)
+{
+    char path[4096], tmp[4120];
+    snprintf(path, sizeof(path), "%s/%s", state_dir, ENDED_FILE_NAME);
+    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+    int64_t now = (int64_t)time(NULL);
+    uint32_t bad = 0;
+    FILE *f = fopen(path, "re");
+    if (f) {
+        char line[160];
+        while (fgets(line, sizeof(line), f)) {
+            uint8_t d[SHA256_DIGEST_LENGTH];
+            char *sp = strchr(line, ' ');
+            char *end = NULL;
+            long long until = sp ? strtoll(sp + 1, &end, 10) : 0;
+            if (!sp || sp - line != 2 * SHA256_DIGEST_LENGTH ||
+                sr_hex_decode(line, SHA256_DIGEST_LENGTH, d) != 0 || !end || *end != '\n') {
+                bad++;
+                continue;
+            }
+            if (until > now)
+                ended_add(s, d, until);
+        }
+        fclose(f);
+    }
+    if (bad)
+        sr_log_event("warn", "sessions: %u damaged line(s) in %s skipped", bad, path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool ok = fd >= 0;
+    for (uint32_t i = 0; ok && i < s->nended; i++) {
+        char line[160];
+        ended_line(&s->ended[i], line, sizeof(line));
+        ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (ok && rename(tmp, path) == 0)
+        s->ended_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    else
+        unlink(tmp);
+    if (s->ended_fd < 0)
+        sr_log_event("warn",
+                     "sessions: cannot write %s (%s): ended session ids are remembered in "
+                     "memory only, a restart forgets them",
+                     path, strerror(errno));
+}
+
 int sr_sessions_new(const char *state_dir, const char *keys_env, uint32_t max_age,
                     struct sr_sessions **out, char *err, size_t errlen)
 {
@@ -196,6 +331,7 @@ int sr_sessions_new(const char *state_dir, const char *keys_env, uint32_t max_ag
         return -1;
     }
     s->max_age = max_age ? max_age : SR_SESSION_MAX_AGE;
+    s->ended_fd = -1;
     for (unsigned i = 0; i < BUCKETS; i++)
         s->bucket[i] = -1;
     int rc;
@@ -220,6 +356,8 @@ int sr_sessions_new(const char *state_dir, const char *keys_env, uint32_t max_ag
         sr_sessions_free(s);
         return -1;
     }
+    if (state_dir)
+        load_ended(s, state_dir);
     *out = s;
     return 0;
 }
@@ -228,6 +366,9 @@ void sr_sessions_free(struct sr_sessions *s)
 {
     if (!s)
         return;
+    if (s->ended_fd >= 0)
+        close(s->ended_fd);
+    free(s->ended);
     EVP_CIPHER_CTX_free(s->ctx);
     EVP_CIPHER_free(s->aes);
     EVP_MD_free(s->sha256);
@@ -304,6 +445,13 @@ int sr_sessions_open(struct sr_sessions *s, const char *id, size_t n, const char
     struct sr_session_claims c;
     if (e && e->ended)
         return SR_SESSION_E_ENDED;
+    if ((!e || !e->verified) && ended_has(s, d)) { /* ended before a restart or an eviction */
+        if (!e)
+            e = insert(s, d);
+        e->ended = true;
+        e->used = ++s->clock;
+        return SR_SESSION_E_ENDED;
+    }
     if (e && e->verified) {
         e->used = ++s->clock;
         memset(&c, 0, sizeof(c));
@@ -448,9 +596,23 @@ void sr_sessions_end(struct sr_sessions *s, const char *id, size_t n)
     struct entry *e = lookup(s, id, n, d);
     if (!e)
         e = insert(s, d);
+    int64_t now = (int64_t)time(NULL);
+    /* It would be refused anyway once its maximum age (plus skew) is over. */
+    int64_t until = (e->verified ? e->issued : now) + (int64_t)s->max_age + SR_SESSION_SKEW;
     e->ended = true;
     e->backend[0] = '\0';
     e->used = ++s->clock;
+    ended_add(s, d, until);
+    if (s->ended_fd >= 0) {
+        struct ended_id rec;
+        char line[160];
+        memcpy(rec.d, d, sizeof(rec.d));
+        rec.until = until;
+        ended_line(&rec, line, sizeof(line));
+        if (write(s->ended_fd, line, strlen(line)) != (ssize_t)strlen(line))
+            sr_log_event("warn", "sessions: cannot record an ended session id: %s",
+                         strerror(errno));
+    }
 }
 
 uint32_t sr_sessions_count(const struct sr_sessions *s)

@@ -13,8 +13,10 @@
  * The table is a cache, never the truth: an edge session whose entry is
  * missing (a restart, eviction at SR_SESSION_TABLE_MAX) or stale (the
  * backend's incarnation changed) is re-initialized from the claims in its
- * id. DELETE marks an entry ended; ended ids are refused while the entry
- * lives (in memory: a restart forgets that an id was ended).
+ * id. DELETE marks an id ended: it is refused from then on, also after a
+ * restart or an eviction (<state-dir>/sessions.ended keeps the digests of
+ * ended ids until they would have expired anyway; at most
+ * SR_SESSION_ENDED_MAX, beyond which the soonest to expire is forgotten).
  *
  * Ownership: the table owns its entries; strings returned point into it and
  * are valid until the next call.

@@ -738,3 +738,11 @@ def test_deleted_session_is_404(instance_gateway_factory, tmp_dir):
     assert r.status == 200, r
     assert sid.startswith("sr1.") and sid2.startswith("sr1."), \
         f"the session ids are not the gateway's own (no 'sr1.' prefix): {sid!r}, {sid2!r}"
+    # A restart remembers which id was ended (<state-dir>/sessions.ended); the other resumes.
+    g.stop()
+    g = instance_gateway_factory(tmp_dir / "state", env={"API_TOKENS_JSON": json.dumps({"del": tok})},
+                                 name="inst-again")
+    r = request(g.port, "POST", "/mcp", rpc(5, "tools/list"), mcp_headers(tok, sid), timeout=10)
+    assert r.status == 404, f"a deleted session id after a restart: {r!r}"
+    r = request(g.port, "POST", "/mcp", rpc(6, "tools/list"), mcp_headers(tok, sid2))
+    assert r.status == 200, r

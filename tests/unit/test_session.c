@@ -269,6 +269,57 @@ static void test_host_key_file(void **state)
     assert_int_equal(sr_sessions_new(dir, NULL, 0, &a, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "session.key"));
     unlink(path);
+    snprintf(path, sizeof(path), "%s/sessions.ended", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* DELETE'd ids stay ended across a restart (sessions.ended), until they would expire anyway. */
+static void test_host_ended_survive(void **state)
+{
+    char dir[] = "/tmp/sr-session-ended-XXXXXX", path[256], err[256];
+    char id1[SR_SESSION_ID_MAX], id2[SR_SESSION_ID_MAX];
+    struct sr_sessions *a = NULL, *b = NULL;
+    struct stat st;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/sessions.ended", dir);
+    /* A damaged line, an expired one and a live one left by an earlier gateway. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "zz 1\n%064d 1\n%064d 99999999999\n", 0, 1);
+    fclose(f);
+    assert_int_equal(sr_sessions_new(dir, KEY1, 3600, &a, err, sizeof(err)), 0);
+    int n1 = sr_sessions_issue(a, "alice", INIT_BODY, strlen(INIT_BODY), id1, sizeof(id1));
+    int n2 = sr_sessions_issue(a, "alice", INIT_BODY, strlen(INIT_BODY), id2, sizeof(id2));
+    assert_int_equal(sr_sessions_open(a, id1, (size_t)n1, "alice"), SR_SESSION_OK);
+    assert_int_equal(sr_sessions_open(a, id2, (size_t)n2, "alice"), SR_SESSION_OK);
+    sr_sessions_end(a, id1, (size_t)n1);
+    assert_int_equal(sr_sessions_open(a, id1, (size_t)n1, "alice"), SR_SESSION_E_ENDED);
+    sr_sessions_free(a);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* A restart: id1 stays ended, id2 still opens. */
+    assert_int_equal(sr_sessions_new(dir, KEY1, 3600, &b, err, sizeof(err)), 0);
+    assert_int_equal(sr_sessions_open(b, id1, (size_t)n1, "alice"), SR_SESSION_E_ENDED);
+    assert_int_equal(sr_sessions_open(b, id2, (size_t)n2, "alice"), SR_SESSION_OK);
+    sr_sessions_free(b);
+    /* Compacted at start: the damaged and the expired lines are gone, two remain. */
+    f = fopen(path, "r");
+    assert_non_null(f);
+    char line[160];
+    int lines = 0;
+    while (fgets(line, sizeof(line), f)) {
+        assert_int_equal(strlen(line), 64 + 1 + strcspn(line + 65, "\n") + 1);
+        lines++;
+    }
+    fclose(f);
+    assert_int_equal(lines, 2);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/session.key", dir);
+    unlink(path);
     rmdir(dir);
 }
 
@@ -313,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_host_seal_open),
         cmocka_unit_test(test_host_key_refusals),
         cmocka_unit_test(test_host_key_file),
+        cmocka_unit_test(test_host_ended_survive),
         cmocka_unit_test(test_host_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
