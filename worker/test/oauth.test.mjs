@@ -4,7 +4,8 @@
 //
 // The whole flow: registration, the consent page (a wrong token, then the right one), the code,
 // tokens, an MCP session with the access token reaching alice's container and nothing else,
-// refresh with rotation, a rotated refresh token refused, revocation. Refusals: no PKCE, plain
+// refresh with rotation, a rotated refresh token refused, revocation; two real clients (the
+// TypeScript MCP SDK, mcp-remote with a scripted browser) signing in by themselves. Refusals: no PKCE, plain
 // PKCE, a wrong verifier, a code used twice, a wrong redirect URI, a wrong resource, a token in
 // the query string, a forged CSRF value or Origin, Deny. Then the Worker restarts with alice's
 // token moved to another name and bob's changed: both grants are refused (and revoked), and the
@@ -12,13 +13,14 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import {
   ROOT,
+  WORKER,
   SERENA_REMOTE,
   SERVER_EVERYTHING,
   answers,
@@ -397,6 +399,76 @@ test("a real client: the TypeScript MCP SDK signs in by itself (discovery from t
   assert.equal(j.refresh, "AUTHORIZED");
   assert.equal(j.rotated, true);
   assert.ok(!out.stdout.includes(TOKENS.alice) && !out.stderr.includes(TOKENS.alice));
+});
+
+/**
+ * mcp-remote (stdio <-> Streamable HTTP) without --header, as a desktop client runs it: its
+ * browser (xdg-open's BROWSER) is the system tests' scripted one, started once mcp-remote's
+ * callback listens (test/clients/deferred_browser.py). Sends initialize, then
+ * tools/list; resolves {responses (by id), stderr, log} once both are answered or it exits.
+ */
+async function mcpRemote(endpoint, token) {
+  const dir = mkdtempSync(join(tmpdir(), "sr-oauth-mcp-remote-"));
+  const env = { ...process.env, MCP_REMOTE_CONFIG_DIR: dir, BROWSER: join(WORKER, "test/clients/deferred_browser.py"),
+    SR_CONSENT_TOKEN: token, SR_CONSENT_LOG: join(dir, "consent.log"), NO_PROXY: "*" };
+  for (const k of ["DISPLAY", "WAYLAND_DISPLAY", "XDG_CURRENT_DESKTOP", "DESKTOP_SESSION", "DBUS_SESSION_BUS_ADDRESS",
+    "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"])
+    delete env[k];
+  const proxy = join(ROOT, "tests/system/node_modules/mcp-remote/dist/proxy.js");
+  const child = spawn(process.execPath, [proxy, endpoint, String(await freePort()), "--transport", "http-only"], {
+    env, detached: true, stdio: ["pipe", "pipe", "pipe"],
+  });
+  const exited = new Promise((res) => child.once("exit", res));
+  const responses = {};
+  let stderr = "";
+  let buf = "";
+  let wake = () => {};
+  child.stderr.on("data", (c) => (stderr += c));
+  child.stdout.on("data", (c) => {
+    buf += c;
+    for (let i; (i = buf.indexOf("\n")) >= 0; buf = buf.slice(i + 1)) {
+      try {
+        const m = JSON.parse(buf.slice(0, i));
+        if (m && m.id !== undefined) responses[m.id] = m;
+      } catch {
+        /* not a message */
+      }
+    }
+    wake();
+  });
+  let gone = false;
+  exited.then(() => {
+    gone = true;
+    wake();
+  });
+  const answered = async (id) => {
+    while (!(id in responses) && !gone) await new Promise((r) => (wake = r));
+    return id in responses;
+  };
+  // Bounds a hang only: a client that never answers is stopped, and the test fails for it.
+  const guard = setTimeout(() => stop({ pid: child.pid }, "SIGTERM", { group: true }), 90_000);
+  try {
+    child.stdin.write(JSON.stringify(initRequest("sr-oauth-mcp-remote")) + "\n");
+    if (await answered(1)) {
+      child.stdin.write(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) + "\n");
+      child.stdin.write(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }) + "\n");
+      await answered(2);
+    }
+  } finally {
+    clearTimeout(guard);
+    stop({ pid: child.pid }, "SIGTERM", { group: true });
+    await exited;
+  }
+  const log = existsSync(env.SR_CONSENT_LOG) ? readFileSync(env.SR_CONSENT_LOG, "utf8") : "";
+  return { responses, stderr, log };
+}
+
+test("a real client: mcp-remote without --header signs in through the consent page by itself", async () => {
+  assert.ok(existsSync(join(ROOT, "tests/system/node_modules/mcp-remote/dist/proxy.js")), "scripts/deps.sh installs mcp-remote");
+  const out = await mcpRemote(url("/mcp"), TOKENS.alice);
+  assert.ok(out.responses[2]?.result?.tools?.length > 0, `${JSON.stringify(out.responses)}\n${out.log}\n${out.stderr.slice(-3000)}`);
+  assert.match(out.log, /callback: 200/);
+  assert.ok(!out.stderr.includes(TOKENS.alice) && !out.log.includes(TOKENS.alice), "the token is in no output");
 });
 
 test("refused: a form whose carried request was changed (an unregistered redirect URI) is not honoured", async () => {
