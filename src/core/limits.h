@@ -143,4 +143,31 @@
 #define SR_OAUTH_REGISTER_PER_ADDR 10
 #define SR_OAUTH_REGISTER_TOTAL    60
 
+/*
+ * An external identity provider (SERENA_REMOTE_OAUTH_ISSUER, docs/oauth.md): the largest JWT
+ * access token, its signature (RSA-4096), kid and one claim string, audiences and claim values
+ * kept, the JWKS document, keys kept from it, an RSA modulus, claim-map entries, JSON tokens
+ * for a JWT's parts and for a JWKS; clock skew (default and most), seconds between periodic
+ * JWKS refreshes, between refreshes an unknown kid may cause, requests held for one, and how
+ * long a JWKS fetch may take.
+ */
+#define SR_JWT_MAX                  8192
+#define SR_JWT_SIG_MAX              512
+#define SR_JWT_KID_MAX              128
+#define SR_JWT_CLAIM_MAX            256
+#define SR_JWT_AUD_MAX              8
+#define SR_JWT_CLAIM_VALUES         32
+#define SR_JWKS_MAX                 (64u * 1024u)
+#define SR_JWKS_KEYS_MAX            32
+#define SR_JWK_RSA_N_MAX            512
+#define SR_CLAIM_MAP_MAX            256
+#define SR_JWT_TOKS                 2048
+#define SR_JWKS_TOKS                8192
+#define SR_IDP_SKEW_DEFAULT         60
+#define SR_IDP_SKEW_MAX             300
+#define SR_IDP_JWKS_REFRESH         600
+#define SR_IDP_UNKNOWN_KID_INTERVAL 30
+#define SR_IDP_WAITERS_MAX          256
+#define SR_IDP_FETCH_TIMEOUT_MS     10000
+
 #endif

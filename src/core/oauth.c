@@ -361,6 +361,12 @@ static int jw_done(struct sr_jw *w)
 
 int sr_oauth_resource_metadata(const char *pub, char *out, size_t cap)
 {
+    return sr_oauth_resource_metadata_with(pub, NULL, true, out, cap);
+}
+
+int sr_oauth_resource_metadata_with(const char *pub, const char *issuer, bool builtin, char *out,
+                                    size_t cap)
+{
     struct sr_jw w;
 
     sr_jw_init(&w, out, cap);
@@ -369,7 +375,10 @@ int sr_oauth_resource_metadata(const char *pub, char *out, size_t cap)
     jw_url(&w, pub, "/mcp");
     sr_jw_key(&w, "authorization_servers");
     sr_jw_arr_begin(&w);
-    sr_jw_cstr(&w, pub);
+    if (issuer)
+        sr_jw_cstr(&w, issuer);
+    if (builtin || !issuer)
+        sr_jw_cstr(&w, pub);
     sr_jw_arr_end(&w);
     sr_jw_key(&w, "bearer_methods_supported");
     sr_jw_arr_begin(&w);

@@ -61,6 +61,10 @@ int sr_oauth_public_url_check(const char *url, size_t n, const char **why);
 
 /* The RFC 9728 protected resource document for <public>/mcp; length or -1. */
 int sr_oauth_resource_metadata(const char *pub, char *out, size_t cap);
+/* The same naming an external identity provider (core/jwt.h) first, then the built-in server
+ * (pub) only when builtin is set; issuer NULL: as sr_oauth_resource_metadata. */
+int sr_oauth_resource_metadata_with(const char *pub, const char *issuer, bool builtin, char *out,
+                                    size_t cap);
 /* The RFC 8414 authorization server document (cimd: client_id URLs accepted); length or -1. */
 int sr_oauth_server_metadata(const char *pub, bool cimd, char *out, size_t cap);
 
