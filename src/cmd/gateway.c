@@ -467,6 +467,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         sr_config_free(&n);
         return;
     }
+    /* The listener is not rebound on SIGHUP: whether it is loopback stays what it was. */
+    p.loopback_listener = s->edge.policy.loopback_listener;
     char oldgen[SR_GENERATION_MAX + 1];
     snprintf(oldgen, sizeof(oldgen), "%s", s->edge.policy.generation);
     s->edge.policy = p;
