@@ -24,6 +24,7 @@
 #include "core/project.h"
 #include "core/limits.h"
 #include "http/util.h"
+#include "core/jwt.h"
 #include "core/oauth.h"
 #include "core/route.h"
 #include "core/runcfg.h"
@@ -151,6 +152,23 @@ const struct sr_setting_def sr_settings[SR_SET_COUNT] = {
                                "also in this log (route-prefixed, 600 bytes a line, 256 KiB a "
                                "start) and errors quote its last line; auto: log for run, file "
                                "for serve"},
+    [SR_SET_OAUTH_ISSUER] = {"--oauth-issuer", "SERENA_REMOTE_OAUTH_ISSUER", "", false,
+                             "an external identity provider's issuer URL: JWT access tokens it "
+                             "signs (RS256, ES256) for <public-url>/mcp are accepted "
+                             "(docs/oauth.md)"},
+    [SR_SET_OAUTH_JWKS_URL] = {"--oauth-jwks-url", "SERENA_REMOTE_OAUTH_JWKS_URL", "", false,
+                               "the issuer's JWKS (default: the jwks_uri of its "
+                               "/.well-known/openid-configuration or oauth-authorization-server)"},
+    [SR_SET_OAUTH_CLAIM] = {"--oauth-claim", "SERENA_REMOTE_OAUTH_CLAIM", "sub", false,
+                            "the JWT claim naming the token whose route a JWT takes (a string, "
+                            "or an array such as groups: it must name exactly one token)"},
+    [SR_SET_OAUTH_CLAIM_MAP] = {"--oauth-claim-map", "SERENA_REMOTE_OAUTH_CLAIM_MAP", "", false,
+                                "JSON {\"claim value\":\"token name\",...}; unset: the claim value "
+                                "itself is the token name"},
+    [SR_SET_OAUTH_CLOCK_SKEW] = {"--oauth-clock-skew", "SERENA_REMOTE_OAUTH_CLOCK_SKEW", "60s",
+                                 false,
+                                 "clock skew tolerated on a JWT's exp, nbf and iat (at "
+                                 "most 5m)"},
 };
 
 static void set_value(struct sr_config *c, enum sr_setting s, const char *v, enum sr_source src)
@@ -249,6 +267,56 @@ static int parse_flag01(const char *s, bool *out)
     return -1;
 }
 
+/* An external identity provider (docs/oauth.md): its settings make sense together. */
+static int validate_idp(struct sr_config *c, char *err, size_t errlen)
+{
+    static struct sr_json_tok toks[2 * SR_CLAIM_MAP_MAX + 2];
+    static struct sr_claim_map map;
+    const char *iss = c->value[SR_SET_OAUTH_ISSUER], *why = "";
+    const char *jwks = c->value[SR_SET_OAUTH_JWKS_URL], *claim = c->value[SR_SET_OAUTH_CLAIM];
+    const char *m = c->value[SR_SET_OAUTH_CLAIM_MAP], *v = c->value[SR_SET_OAUTH_CLOCK_SKEW];
+    if (sr_duration_parse(v, strlen(v), &c->oauth_clock_skew) < 0 ||
+        c->oauth_clock_skew > SR_IDP_SKEW_MAX) {
+        snprintf(err, errlen,
+                 "--oauth-clock-skew / SERENA_REMOTE_OAUTH_CLOCK_SKEW=%s is invalid: "
+                 "expected a duration from 0s to 5m",
+                 v);
+        return -1;
+    }
+    if (!iss || !*iss)
+        return 0;
+    if (sr_idp_issuer_check(iss, strlen(iss), &why) < 0) {
+        snprintf(err, errlen, "--oauth-issuer / SERENA_REMOTE_OAUTH_ISSUER=%s is invalid: %s", iss,
+                 why);
+        return -1;
+    }
+    if (jwks && *jwks && sr_idp_issuer_check(jwks, strlen(jwks), &why) < 0) {
+        snprintf(err, errlen, "--oauth-jwks-url / SERENA_REMOTE_OAUTH_JWKS_URL=%s is invalid: %s",
+                 jwks, why);
+        return -1;
+    }
+    if (!claim || !*claim || strlen(claim) > SR_JWT_CLAIM_MAX) {
+        snprintf(err, errlen,
+                 "--oauth-claim / SERENA_REMOTE_OAUTH_CLAIM is invalid: expected a "
+                 "claim name such as sub, email or groups");
+        return -1;
+    }
+    if (m && *m &&
+        sr_claim_map_parse(m, strlen(m), toks, sizeof(toks) / sizeof(toks[0]), &map, &why) < 0) {
+        snprintf(err, errlen, "--oauth-claim-map / SERENA_REMOTE_OAUTH_CLAIM_MAP is invalid: %s",
+                 why);
+        return -1;
+    }
+    v = c->value[SR_SET_PUBLIC_URL];
+    if (!v || !*v) {
+        snprintf(err, errlen,
+                 "SERENA_REMOTE_OAUTH_ISSUER needs SERENA_REMOTE_PUBLIC_URL (--public-url): JWT "
+                 "access tokens must name <public-url>/mcp in aud");
+        return -1;
+    }
+    return 0;
+}
+
 static int validate(struct sr_config *c, char *err, size_t errlen)
 {
     const char *v;
@@ -326,6 +394,8 @@ static int validate(struct sr_config *c, char *err, size_t errlen)
                  "clients reach this gateway at, e.g. https://mcp.example.com");
         return -1;
     }
+    if (validate_idp(c, err, errlen) < 0)
+        return -1;
     v = c->value[SR_SET_SERENA_CONTEXT];
     if (!sr_route_valid_name(v, strlen(v), 64))
         BAD(SR_SET_SERENA_CONTEXT, "a context name such as agent or desktop-app");

@@ -68,6 +68,11 @@ enum sr_setting {
     SR_SET_PUBLIC_URL,
     SR_SET_OAUTH_CIMD,
     SR_SET_BACKEND_OUTPUT,
+    SR_SET_OAUTH_ISSUER,
+    SR_SET_OAUTH_JWKS_URL,
+    SR_SET_OAUTH_CLAIM,
+    SR_SET_OAUTH_CLAIM_MAP,
+    SR_SET_OAUTH_CLOCK_SKEW,
     SR_SET_COUNT
 };
 
@@ -103,6 +108,7 @@ struct sr_config {
     bool r2_enabled, r2_strict;
     uint32_t r2_interval, r2_retention;
     int log_json;
+    uint32_t oauth_clock_skew; /* seconds: SERENA_REMOTE_OAUTH_CLOCK_SKEW */
 };
 
 /*

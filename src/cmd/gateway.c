@@ -740,6 +740,24 @@ static int gateway_main(bool run, int argc, char **argv)
         sr_oauth_tokens_changed(s.edge.oauth, s.edge.tokens);
         sr_oauth_set_cimd(s.edge.oauth, s.base, (enum sr_oauth_cimd)s.cfg.oauth_cimd);
     }
+    /* An external identity provider (docs/oauth.md): its JWKS is fetched from here on. */
+    const char *issuer = sr_config_get(&s.cfg, SR_SET_OAUTH_ISSUER);
+    if (issuer && *issuer && !run) {
+        struct sr_idp_opts io = {
+            .issuer = issuer,
+            .jwks_url = sr_config_get(&s.cfg, SR_SET_OAUTH_JWKS_URL),
+            .claim = sr_config_get(&s.cfg, SR_SET_OAUTH_CLAIM),
+            .claim_map = sr_config_get(&s.cfg, SR_SET_OAUTH_CLAIM_MAP),
+            .public_url = sr_config_get(&s.cfg, SR_SET_PUBLIC_URL),
+            .skew = s.cfg.oauth_clock_skew,
+            .builtin = s.edge.oauth != NULL,
+        };
+        if (!(s.edge.idp = sr_idp_new(s.base, &io, err, sizeof(err)))) {
+            fprintf(stderr, "serena-remote %s: %s\n", s.name, err);
+            rc = 2;
+            goto out;
+        }
+    }
     s.edge.started_us = sr_now_us();
     fill_health(&s);
     struct sr_server_opts o = {
@@ -801,6 +819,9 @@ out:
     sr_sessions_free(s.sessions);
     sr_oauth_free(s.edge.oauth);
     s.edge.oauth = NULL; /* sr_edge_set_tokens below must not reach it */
+    /* Before the fetch module ends: it may cancel a fetch. */
+    sr_idp_free(s.edge.idp);
+    s.edge.idp = NULL;
     sr_fetch_shutdown();
     if (s.base)
         event_base_free(s.base);

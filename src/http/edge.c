@@ -115,10 +115,12 @@ static void reject(struct sr_edge *e, struct sr_req *r, const struct sr_decision
     extra[0] = '\0';
     if (d->allow)
         off += (size_t)snprintf(extra + off, sizeof(extra) - off, "Allow: %s\r\n", d->allow);
-    if (d->www_authenticate && e->oauth) { /* RFC 9728 section 5.1: where to sign in */
+    if (d->www_authenticate && (e->oauth || e->idp)) { /* RFC 9728 section 5.1: where to sign in */
         size_t an = 0;
         bool sent = sr_req_header(r, "authorization", &an) != NULL;
-        snprintf(extra + off, sizeof(extra) - off, "%s", sr_oauth_www_authenticate(e->oauth, sent));
+        snprintf(extra + off, sizeof(extra) - off, "%s",
+                 e->idp ? sr_idp_www_authenticate(e->idp, sent)
+                        : sr_oauth_www_authenticate(e->oauth, sent));
     } else if (d->www_authenticate)
         snprintf(extra + off, sizeof(extra) - off,
                  "WWW-Authenticate: Bearer realm=\"serena-remote\"\r\n");
@@ -950,13 +952,27 @@ void sr_edge_handle(struct sr_req *r, void *arg)
     }
     /* OAuth (http/oauth.h): its own endpoints, and a Bearer that is not a static token may be
      * an access token, which then stands for the static token its grant is bound to. */
+    if (e->idp && sr_idp_owns(r)) { /* the resource metadata names the external issuer */
+        sr_idp_handle(e->idp, r);
+        return;
+    }
     if (e->oauth && sr_oauth_owns(r)) {
         sr_oauth_handle(e->oauth, r, e->tokens);
         return;
     }
     fill_request(r, &q);
-    if (e->oauth && q.has_bearer && (!e->tokens || sr_tokens_match(e->tokens, q.digest) < 0))
-        sr_oauth_bearer(e->oauth, e->tokens, q.digest);
+    if ((e->oauth || e->idp) && q.has_bearer &&
+        (!e->tokens || sr_tokens_match(e->tokens, q.digest) < 0)) {
+        /* A JWT from the external issuer (http/idp.h); held while its kid's keys are fetched,
+         * then this handler runs again. Anything else may be a built-in access token. */
+        enum sr_idp_verdict v =
+            e->idp ? sr_idp_bearer(e->idp, r, e->tokens, q.digest, sr_edge_handle, e)
+                   : SR_IDP_NOT_JWT;
+        if (v == SR_IDP_HELD)
+            return;
+        if (v == SR_IDP_NOT_JWT && e->oauth)
+            sr_oauth_bearer(e->oauth, e->tokens, q.digest);
+    }
     sr_classify(&e->policy, &q, g_scratch, SR_JSON_MAX_TOKENS, &d);
     if (d.route[0])
         sr_req_set_route(r, d.route);

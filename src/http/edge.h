@@ -14,6 +14,7 @@
 #include "core/classify.h"
 #include "core/health.h"
 #include "core/tokens.h"
+#include "http/idp.h"
 #include "http/oauth.h"
 #include "http/server.h"
 #include "http/session.h"
@@ -35,6 +36,7 @@ struct sr_edge {
     struct sr_sessions *sessions; /* owned by the caller; NULL: sessions pass through */
     struct gstream *streams;      /* clients' GET streams (instances mode) */
     struct sr_oauth *oauth;       /* borrowed; NULL unless OAUTH_ENABLED (http/oauth.h) */
+    struct sr_idp *idp; /* borrowed; NULL unless SERENA_REMOTE_OAUTH_ISSUER (http/idp.h) */
 };
 
 /* run: require the Worker's shared secret on every request but /health. */
