@@ -192,6 +192,17 @@ test("a wrong or missing token gets 401 with WWW-Authenticate, and nothing reach
   assert.deepEqual(logs(), before);
 });
 
+test("OAuth is off by default: no authorization server, and 401s name no metadata", async () => {
+  for (const path of ["/.well-known/oauth-authorization-server", "/.well-known/oauth-protected-resource/mcp", "/oauth/register"]) {
+    const r = await fetch(url(path), { method: path === "/oauth/register" ? "POST" : "GET" });
+    assert.equal(r.status, 404, path);
+    assert.doesNotMatch(await r.text(), /authorization_endpoint|authorization_servers|client_id/, path);
+  }
+  const r = await mcp(null, INIT);
+  assert.equal(r.status, 401);
+  assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="serena-remote"');
+});
+
 test("two tokens reach two different `serena-remote run` processes", async () => {
   const ids = {};
   for (const name of ["alice", "bob"]) {
