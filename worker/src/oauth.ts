@@ -178,9 +178,55 @@ export async function oauthRoute(req: Request, env: Env, ctx: ExecutionContext, 
     return rs.fetch(new Request(at, req), env, ctx);
   }
   if (path === "/oauth/authorize") return consent(req, env, url, s);
+  if (path === "/oauth/token" && req.method === "POST") return tokenEndpoint(req, env, ctx, as);
   if (path === "/.well-known/oauth-authorization-server" || path === "/oauth/token" || path === "/oauth/register")
     return as.fetch(req, env, ctx);
   return oauthError(404, "not_found", `No OAuth endpoint at ${path}: see ${s.publicUrl}/.well-known/oauth-authorization-server`);
+}
+
+// ---- refresh token reuse ------------------------------------------------------------------
+
+/** KV key of an issued refresh token (by its SHA-256): which sign-in (user, grant) it belongs to. */
+async function issuedKey(refreshToken: string): Promise<string> {
+  return `sr-refresh:${hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(refreshToken)))}`;
+}
+
+/**
+ * The library's token endpoint, plus serve's reuse rule. The library rotates refresh tokens but
+ * keeps the previous one usable until its successor is used, and refuses older ones without
+ * ending the sign-in. Here every refresh token it issues is remembered (by hash, for the grant's
+ * lifetime), and one it issued that it now refuses as invalid_grant (a rotated token presented
+ * after its successor was used, or by another client: someone kept a copy) ends the whole
+ * sign-in, as in serve.
+ */
+async function tokenEndpoint(req: Request, env: Env, ctx: ExecutionContext, as: OAuthAuthorizationServer<Env>): Promise<Response> {
+  const form = /^application\/x-www-form-urlencoded\b/i.test(req.headers.get("content-type") ?? "")
+    ? new URLSearchParams(await req.clone().text())
+    : null;
+  const res = await as.fetch(req, env, ctx);
+  const grantType = form?.get("grant_type");
+  if (grantType !== "authorization_code" && grantType !== "refresh_token") return res;
+  const kv = env.OAUTH_KV as KVNamespace;
+  if (res.status === 200) {
+    const issued = ((await res.clone().json()) as { refresh_token?: unknown }).refresh_token;
+    if (typeof issued === "string") {
+      const [userId, grantId] = issued.split(":");
+      await kv.put(await issuedKey(issued), JSON.stringify({ userId, grantId }), { expirationTtl: REFRESH_TTL });
+    }
+    return res;
+  }
+  const presented = form?.get("refresh_token");
+  if (grantType === "refresh_token" && res.status === 400 && presented) {
+    const err = ((await res.clone().json().catch(() => ({}))) as { error?: unknown }).error;
+    const key = await issuedKey(presented);
+    const known = err === "invalid_grant" ? await kv.get<{ userId: string; grantId: string }>(key, "json") : null;
+    if (known !== null) {
+      await as.getOAuthApi(env).revokeGrant(known.grantId, known.userId);
+      await kv.delete(key);
+      console.warn("serena-remote worker: oauth: a rotated refresh token was presented again: its sign-in is revoked");
+    }
+  }
+  return res;
 }
 
 // ---- the consent page ---------------------------------------------------------------------

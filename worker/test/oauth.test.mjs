@@ -4,12 +4,13 @@
 //
 // The whole flow: registration, the consent page (a wrong token, then the right one), the code,
 // tokens, an MCP session with the access token reaching alice's container and nothing else,
-// refresh with rotation, a rotated refresh token refused, revocation; two real clients (the
-// TypeScript MCP SDK, mcp-remote with a scripted browser) signing in by themselves. Refusals: no PKCE, plain
-// PKCE, a wrong verifier, a code used twice, a wrong redirect URI, a wrong resource, a token in
-// the query string, a forged CSRF value or Origin, Deny. Then the Worker restarts with alice's
-// token moved to another name and bob's changed: both grants are refused (and revoked), and the
-// consent page's rate limit holds. A second Worker with a bad public URL fails closed.
+// refresh with rotation, a rotated refresh token presented again ending the sign-in, revocation;
+// two real clients (the TypeScript MCP SDK, mcp-remote with a scripted browser) signing in by
+// themselves. Refusals: no PKCE, plain PKCE, a wrong verifier, a code used twice, a wrong
+// redirect URI, a wrong resource, a token in the query string, a forged CSRF value or Origin,
+// Deny. Then the Worker restarts with alice's token moved to another name and bob's changed:
+// both grants are refused (and revoked), and the consent page's rate limit holds. A second
+// Worker with a bad public URL fails closed.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -344,7 +345,7 @@ test("flow: the core still judges an OAuth request (the session rule after authe
   assert.equal(r.status, 403, await r.text());
 });
 
-test("flow: refresh rotates; a rotated refresh token is refused once its successor was used", async () => {
+test("flow: refresh rotates; the previous refresh token is refused once its successor was used, and that reuse ends the sign-in", async () => {
   const refresh = (rt) => tokenRequest({ grant_type: "refresh_token", refresh_token: rt, client_id: state.clientId, resource: url("/mcp") });
   const rt1 = state.tokens.refresh_token;
   const a = await refresh(rt1);
@@ -354,10 +355,31 @@ test("flow: refresh rotates; a rotated refresh token is refused once its success
   assert.equal(await instanceOf(a.json.access_token), "do-alice-oauth");
   const b = await refresh(a.json.refresh_token);
   assert.equal(b.status, 200, b.text);
+  assert.equal(await instanceOf(b.json.access_token), "do-alice-oauth");
+  // rt1 again, after its successor was used: someone kept a copy. Refused, and the sign-in ends.
   const reused = await refresh(rt1);
   assert.equal(reused.status, 400, reused.text);
   assert.equal(reused.json.error, "invalid_grant");
-  state.tokens = b.json;
+  const newest = await refresh(b.json.refresh_token);
+  assert.equal(newest.json?.error, "invalid_grant", newest.text);
+  assert.equal((await mcp(b.json.access_token, INIT)).status, 401);
+});
+
+test("flow: a refresh token that was never issued is refused without ending the sign-in; the previous one works until its successor is used", async () => {
+  const s = await signIn(TOKENS.alice);
+  const t = (await exchange(s)).json;
+  const [user, grant] = t.refresh_token.split(":");
+  const forged = await tokenRequest({ grant_type: "refresh_token", refresh_token: `${user}:${grant}:${b64url(randomBytes(24))}`, client_id: s.clientId });
+  assert.equal(forged.json?.error, "invalid_grant", forged.text);
+  const ok = await tokenRequest({ grant_type: "refresh_token", refresh_token: t.refresh_token, client_id: s.clientId });
+  assert.equal(ok.status, 200, ok.text);
+  // The library's grace: until its successor is used, the previous refresh token still works (a
+  // client that lost the answer retries), and that is no reuse.
+  const retry = await tokenRequest({ grant_type: "refresh_token", refresh_token: t.refresh_token, client_id: s.clientId });
+  assert.equal(retry.status, 200, retry.text);
+  assert.equal((await mcp(retry.json.access_token, INIT)).status, 200);
+  state.clientId = s.clientId;
+  state.tokens = retry.json;
 });
 
 test("flow: revoking the access token ends it alone; revoking the refresh token ends the sign-in", async () => {
