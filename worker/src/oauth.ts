@@ -16,10 +16,8 @@ import { type Env, flag } from "./env";
 const ACCESS_TTL = 3600;
 const REFRESH_TTL = 30 * 24 * 3600;
 const CLIENT_TTL = 30 * 24 * 3600;
-/** Consent attempts with a wrong token: per client address and in all, per minute, per isolate. */
-export const CONSENT_FAILS_PER_CLIENT = 5;
-export const CONSENT_FAILS_TOTAL = 30;
-const CONSENT_WINDOW_MS = 60_000;
+/** Per minute and per isolate (docs/oauth.md): wrong tokens on the consent page, registrations. */
+const LIMIT_WINDOW_MS = 60_000;
 const CONSENT_BODY_MAX = 16 * 1024;
 const CSRF_COOKIE = "sr_oauth_csrf";
 
@@ -179,6 +177,7 @@ export async function oauthRoute(req: Request, env: Env, ctx: ExecutionContext, 
   }
   if (path === "/oauth/authorize") return consent(req, env, url, s);
   if (path === "/oauth/token" && req.method === "POST") return tokenEndpoint(req, env, ctx, as);
+  if (path === "/oauth/register" && req.method === "POST") return register(req, env, ctx, as);
   if (path === "/.well-known/oauth-authorization-server" || path === "/oauth/token" || path === "/oauth/register")
     return as.fetch(req, env, ctx);
   return oauthError(404, "not_found", `No OAuth endpoint at ${path}: see ${s.publicUrl}/.well-known/oauth-authorization-server`);
@@ -231,30 +230,61 @@ async function tokenEndpoint(req: Request, env: Env, ctx: ExecutionContext, as: 
 
 // ---- the consent page ---------------------------------------------------------------------
 
-/** Wrong tokens in the current minute, per client address and in all (this isolate only). */
-const fails = { start: 0, total: 0, perClient: new Map<string, number>() };
+/**
+ * Events per client address and in all within a minute, in this isolate's memory only (a Worker
+ * runs many isolates: the bound is per isolate). Past a bound, `wait` says how many seconds are
+ * left of the minute.
+ */
+class MinuteLimit {
+  private start = 0;
+  private total = 0;
+  private readonly perClient = new Map<string, number>();
+  constructor(private readonly maxPerClient: number, private readonly maxTotal: number) {}
 
-function rollWindow(now: number) {
-  if (now - fails.start >= CONSENT_WINDOW_MS) {
-    fails.start = now;
-    fails.total = 0;
-    fails.perClient.clear();
+  private roll(now: number) {
+    if (now - this.start >= LIMIT_WINDOW_MS) {
+      this.start = now;
+      this.total = 0;
+      this.perClient.clear();
+    }
+  }
+
+  /** Seconds until `client` may go on, or 0. */
+  wait(client: string, now: number): number {
+    this.roll(now);
+    if (this.total >= this.maxTotal || (this.perClient.get(client) ?? 0) >= this.maxPerClient)
+      return Math.max(1, Math.ceil((this.start + LIMIT_WINDOW_MS - now) / 1000));
+    return 0;
+  }
+
+  count(client: string, now: number) {
+    this.roll(now);
+    this.total++;
+    // Bounded: past 10000 addresses only the total counts.
+    if (this.perClient.has(client) || this.perClient.size < 10_000) this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
   }
 }
 
-/** Seconds until the page may be used again by `client`, or 0. */
-function limited(client: string, now: number): number {
-  rollWindow(now);
-  if (fails.total >= CONSENT_FAILS_TOTAL || (fails.perClient.get(client) ?? 0) >= CONSENT_FAILS_PER_CLIENT)
-    return Math.max(1, Math.ceil((fails.start + CONSENT_WINDOW_MS - now) / 1000));
-  return 0;
+/** serve's bounds: 5 wrong tokens per address or 30 in all; 10 registrations per address or 60. */
+const wrongTokens = new MinuteLimit(5, 30);
+const registrations = new MinuteLimit(10, 60);
+
+function clientAddress(req: Request): string {
+  return req.headers.get("cf-connecting-ip") ?? "unknown";
 }
 
-function failed(client: string, now: number) {
-  rollWindow(now);
-  fails.total++;
-  // Bounded: past 10000 addresses only the total counts.
-  if (fails.perClient.has(client) || fails.perClient.size < 10_000) fails.perClient.set(client, (fails.perClient.get(client) ?? 0) + 1);
+/** Dynamic registration, bounded per address and in all, so a flood of registrations churns only itself. */
+async function register(req: Request, env: Env, ctx: ExecutionContext, as: OAuthAuthorizationServer<Env>): Promise<Response> {
+  const client = clientAddress(req);
+  const now = Date.now();
+  const wait = registrations.wait(client, now);
+  if (wait > 0)
+    return new Response(JSON.stringify({ error: "too_many_requests", error_description: `Too many registrations; retry after ${wait} seconds.` }), {
+      status: 429,
+      headers: { ...JSON_HEADERS, "retry-after": String(wait), "access-control-allow-origin": "*" },
+    });
+  registrations.count(client, now);
+  return as.fetch(req, env, ctx);
 }
 
 const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -359,9 +389,9 @@ async function consent(req: Request, env: Env, url: URL, s: OAuthSetup): Promise
   const api = as.getOAuthApi(env);
   if (req.method !== "GET" && req.method !== "POST")
     return new Response(null, { status: 405, headers: { allow: "GET, POST", "cache-control": "no-store" } });
-  const client = req.headers.get("cf-connecting-ip") ?? "unknown";
+  const client = clientAddress(req);
   const now = Date.now();
-  const wait = limited(client, now);
+  const wait = wrongTokens.wait(client, now);
   if (wait > 0)
     return messagePage(429, "Too many attempts", `Too many wrong tokens were entered. Try again in ${wait} seconds.`, new Headers({ "retry-after": String(wait) }));
 
@@ -408,7 +438,7 @@ async function consent(req: Request, env: Env, url: URL, s: OAuthSetup): Promise
   if (form.get("action") === "deny") return Response.redirect(lib.authorizationErrorRedirect(areq, "access_denied"), 302);
   const bound = await matchStaticToken(form.get("token") ?? "");
   if (bound === null) {
-    failed(client, now);
+    wrongTokens.count(client, now);
     return formPage(401, query, described, form.get("csrf") ?? "", "That is not a serena-remote token of this server. Try again.");
   }
   const { redirectTo } = await api.completeAuthorization({

@@ -112,6 +112,7 @@ after(async () => {
 });
 
 const url = (path) => `${PUB}${path}`;
+const state = {}; // shared by the tests, in order
 const b64url = (buf) => Buffer.from(buf).toString("base64url");
 
 function pkce() {
@@ -189,9 +190,18 @@ async function tokenRequest(fields) {
   return { status: r.status, json: text ? JSON.parse(text) : null, text };
 }
 
+/**
+ * The client most tests sign in with: registrations are rate limited per address (10 a minute),
+ * and every test here comes from the same one.
+ */
+async function sharedClient() {
+  state.shared ??= await register("sr-oauth-shared");
+  return state.shared;
+}
+
 /** Register, consent with `token`, and return {clientId, code, verifier, location}. */
 async function signIn(token, { clientId, extra = {} } = {}) {
-  clientId ??= await register();
+  clientId ??= await sharedClient();
   const { verifier, challenge } = pkce();
   const page = await consentPage(authorizeUrl(clientId, challenge, extra));
   assert.equal(page.status, 200, page.html);
@@ -227,7 +237,6 @@ async function instanceOf(token) {
   return JSON.parse(e.msg.result.content[0].text).SERENA_INSTANCE_ID;
 }
 
-const state = {}; // shared by the flow's steps
 
 test("metadata: RFC 9728 at both places, RFC 8414, and every 401 points at it", async () => {
   for (const path of ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]) {
@@ -494,7 +503,7 @@ test("a real client: mcp-remote without --header signs in through the consent pa
 });
 
 test("refused: a form whose carried request was changed (an unregistered redirect URI) is not honoured", async () => {
-  const clientId = await register();
+  const clientId = await sharedClient();
   const page = await consentPage(authorizeUrl(clientId, pkce().challenge));
   assert.equal(page.status, 200, page.html);
   const q = new URLSearchParams(page.fields.request);
@@ -505,7 +514,7 @@ test("refused: a form whose carried request was changed (an unregistered redirec
 });
 
 test("refused: no PKCE, plain PKCE (redirected with invalid_request and iss)", async () => {
-  const clientId = await register();
+  const clientId = await sharedClient();
   for (const extra of [{ code_challenge: undefined, code_challenge_method: undefined }, { code_challenge_method: "plain" }]) {
     const r = await fetch(authorizeUrl(clientId, pkce().challenge, extra), { redirect: "manual" });
     assert.equal(r.status, 302, `${JSON.stringify(extra)}: ${await r.text()}`);
@@ -531,7 +540,7 @@ test("refused: a wrong verifier, then a code used twice (which also ends what it
 });
 
 test("refused: a redirect URI that was not registered (error page, no redirect) or differs at the token endpoint", async () => {
-  const clientId = await register();
+  const clientId = await sharedClient();
   const r = await fetch(authorizeUrl(clientId, pkce().challenge, { redirect_uri: "https://evil.example/cb" }), { redirect: "manual" });
   assert.equal(r.status, 400, await r.text());
   assert.equal(r.headers.get("location"), null);
@@ -543,7 +552,7 @@ test("refused: a redirect URI that was not registered (error page, no redirect) 
 });
 
 test("refused: a resource other than <public>/mcp, at authorization and at the token endpoint", async () => {
-  const clientId = await register();
+  const clientId = await sharedClient();
   const r = await fetch(authorizeUrl(clientId, pkce().challenge, { resource: url("/other") }), { redirect: "manual" });
   assert.equal(r.status, 302, await r.text());
   assert.equal(new URL(r.headers.get("location")).searchParams.get("error"), "invalid_target");
@@ -572,7 +581,7 @@ test("refused: a token in the query string, even a valid one", async () => {
 });
 
 test("refused: a forged CSRF value, a missing cookie, a foreign Origin; Deny sends access_denied", async () => {
-  const clientId = await register();
+  const clientId = await sharedClient();
   const page = await consentPage(authorizeUrl(clientId, pkce().challenge, { state: "deny-state" }));
   assert.equal(page.status, 200, page.html);
   const forged = await submit(page, { csrf: b64url(randomBytes(32)), token: TOKENS.alice, action: "allow" });
@@ -625,7 +634,7 @@ test("after a configuration change: a grant whose token moved to another name, o
 
 test("the consent page is rate limited: after 5 wrong tokens from one address it answers 429", async () => {
   // A fresh isolate (the restart above): no wrong token counted yet.
-  const clientId = await register();
+  const clientId = await sharedClient();
   const page = await consentPage(authorizeUrl(clientId, pkce().challenge));
   assert.equal(page.status, 200, page.html);
   for (let i = 0; i < 5; i++) {
@@ -636,6 +645,18 @@ test("the consent page is rate limited: after 5 wrong tokens from one address it
   assert.equal(r.status, 429, r.html);
   assert.match(r.headers.get("retry-after") ?? "", /^\d+$/);
   assert.equal(r.location, null, "not even the right token goes through while limited");
+});
+
+test("registration is rate limited: 10 a minute from one address, then 429 with Retry-After", async () => {
+  // Same fresh isolate: the tests since the restart registered nothing.
+  for (let i = 0; i < 10; i++) await register(`sr-oauth-flood-${i}`);
+  const r = await fetch(url("/oauth/register"), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ client_name: "one too many", redirect_uris: [REDIRECT], token_endpoint_auth_method: "none" }),
+  });
+  assert.equal(r.status, 429, await r.text());
+  assert.match(r.headers.get("retry-after") ?? "", /^\d+$/);
 });
 
 test("OAuth on with a bad public URL fails closed: /health degraded, OAuth endpoints and /mcp refused with the reason", async () => {
