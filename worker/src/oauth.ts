@@ -107,6 +107,15 @@ async function library(s: OAuthSetup) {
       refreshTokenTTL: REFRESH_TTL,
       clientRegistrationTTL: CLIENT_TTL,
       onError: ({ status, code, description }) => console.warn(`serena-remote worker: oauth ${status} ${code}: ${description}`),
+      // A code or refresh token whose static token was removed, changed or renamed is refused,
+      // and the library then revokes its grant (the same check as on /mcp, at the token endpoint).
+      tokenExchangeCallback: ({ props }) => {
+        const b = props as Partial<Binding> | undefined;
+        if (typeof b?.digest !== "string" || typeof b?.name !== "string" || boundName(b.digest) !== b.name)
+          throw new lib!.OAuthError("invalid_grant", {
+            description: "The serena-remote token this sign-in was made with is no longer configured (removed or changed): sign in again",
+          });
+      },
     });
     // Only its RFC 9728 document is used: /mcp itself is index.ts's (core.wasm classifies it).
     const rs = new lib.OAuthResourceServer<Env, Binding>({
@@ -140,6 +149,16 @@ export async function resolveAccessToken(s: OAuthSetup, env: Env, token: string)
 export async function revokeGrant(s: OAuthSetup, env: Env, grantId: string, name: string): Promise<void> {
   const { as } = await library(s);
   await as.getOAuthApi(env).revokeGrant(grantId, name);
+}
+
+/**
+ * The name under which core.wasm knows the static token of this SHA-256 digest (constant-time
+ * match, as for a Bearer), or null when no configured token has it.
+ */
+function boundName(digest: string): string | null {
+  // The core wants an Authorization header to be present; it judges the digest alone.
+  const d = core.classify({ method: "GET", path: "/status", headers: { authorization: "Bearer oauth-binding" }, digest });
+  return d.action === "status" ? routeName(d.route) : null;
 }
 
 /** The token name of a route "<generation>:<name>" (names never contain ':'). */
@@ -378,10 +397,8 @@ async function readForm(req: Request): Promise<URLSearchParams | null> {
 async function matchStaticToken(typed: string): Promise<Binding | null> {
   if (typed === "") return null;
   const digest = hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(typed)));
-  // The core wants an Authorization header to be present; it judges the digest alone.
-  const d = core.classify({ method: "GET", path: "/status", headers: { authorization: "Bearer consent-form" }, digest });
-  if (d.action !== "status") return null;
-  return { name: routeName(d.route), digest };
+  const name = boundName(digest);
+  return name === null ? null : { name, digest };
 }
 
 async function consent(req: Request, env: Env, url: URL, s: OAuthSetup): Promise<Response> {

@@ -606,6 +606,10 @@ test("after a configuration change: a grant whose token moved to another name, o
   const bob = { ...(await exchange(s)).json, clientId: s.clientId };
   assert.equal(await instanceOf(bob.access_token), "do-bob-oauth");
   assert.equal(await instanceOf(state.alice.access_token), "do-alice-oauth");
+  // A third sign-in (bob's, through another client) that is not used on /mcp after the change.
+  const s3 = await signIn(TOKENS.bob, { clientId: await register("sr-oauth-idle") });
+  const idle = { ...(await exchange(s3)).json, clientId: s3.clientId };
+  assert.ok(idle.refresh_token, "the idle sign-in has a refresh token");
 
   // Same port (the public URL, and so the tokens' resource, stays) and the same KV.
   stop(wr, "SIGTERM", { group: true });
@@ -618,6 +622,12 @@ test("after a configuration change: a grant whose token moved to another name, o
     assert.match(r.msg.error.message, /no longer configured/, who);
     assert.match(r.headers.get("www-authenticate") ?? "", /error="invalid_token"/);
   }
+  // The idle sign-in's refresh is refused at the token endpoint at once (and its grant revoked).
+  const r3 = await tokenRequest({ grant_type: "refresh_token", refresh_token: idle.refresh_token, client_id: idle.clientId });
+  assert.equal(r3.status, 400, r3.text);
+  assert.equal(r3.json.error, "invalid_grant");
+  assert.match(r3.json.error_description, /no longer configured/);
+  assert.equal((await mcp(idle.access_token, INIT)).status, 401);
   // The static token itself works under its new name.
   assert.equal((await mcp(TOKENS.alice, INIT)).status, 200);
   // The refused grants were revoked (in the background): their refresh tokens stop working too.
