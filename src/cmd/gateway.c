@@ -757,6 +757,10 @@ static int gateway_main(bool run, int argc, char **argv)
             rc = 2;
             goto out;
         }
+        sr_idp_tokens_changed(s.edge.idp, s.edge.tokens);
+    } else if (issuer && *issuer) {
+        sr_log_event("warn", "SERENA_REMOTE_OAUTH_ISSUER is ignored by run: the Worker "
+                             "authenticates requests");
     }
     s.edge.started_us = sr_now_us();
     fill_health(&s);

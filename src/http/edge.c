@@ -38,6 +38,8 @@ void sr_edge_set_tokens(struct sr_edge *e, struct sr_tokens *t)
     e->health.strategy = sr_tokens_strategy(t);
     if (e->oauth && t)
         sr_oauth_tokens_changed(e->oauth, t);
+    if (e->idp && t)
+        sr_idp_tokens_changed(e->idp, t);
 }
 
 int sr_edge_health(struct sr_edge *e, char *out, size_t cap)

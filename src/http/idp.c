@@ -379,6 +379,28 @@ void sr_idp_handle(struct sr_idp *p, struct sr_req *r)
                    (size_t)n);
 }
 
+void sr_idp_tokens_changed(const struct sr_idp *p, const struct sr_tokens *t)
+{
+    char names[512] = "";
+    size_t off = 0;
+    uint32_t missing = 0;
+    for (uint32_t m = 0; m < p->map.n; m++) {
+        bool found = false;
+        for (uint32_t i = 0; t && i < t->count && !found; i++)
+            found = strcmp(t->e[i].name, p->map.e[m].name) == 0;
+        if (found)
+            continue;
+        if (missing++ < 8 && off < sizeof(names))
+            off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", off ? ", " : "",
+                                    p->map.e[m].name);
+    }
+    if (missing)
+        sr_log_event("warn",
+                     "OAuth issuer: SERENA_REMOTE_OAUTH_CLAIM_MAP names %u token(s) that are not "
+                     "configured (%s%s): JWTs mapped to them are refused",
+                     missing, names, missing > 8 ? ", ..." : "");
+}
+
 const char *sr_idp_www_authenticate(const struct sr_idp *p, bool credential_sent)
 {
     return credential_sent ? p->www_invalid : p->www;

@@ -46,6 +46,9 @@ void sr_idp_free(struct sr_idp *p);
 bool sr_idp_owns(const struct sr_req *r);
 void sr_idp_handle(struct sr_idp *p, struct sr_req *r);
 
+/* The token table changed (start, SIGHUP): warn about map entries that name no token. */
+void sr_idp_tokens_changed(const struct sr_idp *p, const struct sr_tokens *t);
+
 /* The WWW-Authenticate line (with CRLF) of a 401, as sr_oauth_www_authenticate. */
 const char *sr_idp_www_authenticate(const struct sr_idp *p, bool credential_sent);
 

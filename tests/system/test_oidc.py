@@ -282,14 +282,16 @@ def test_a_new_kid_is_held_until_the_refresh_then_accepted(run_dir, everything, 
 
 def test_a_group_claim_and_the_built_in_server_beside(run_dir, tmp_dir, everything, idp, tokens):
     """--oauth-claim groups (an array): the one group the map knows names the token; two
-    groups naming two tokens are ambiguous. With OAUTH_ENABLED=1 too, the built-in server stays
-    and is listed after the issuer."""
+    groups naming two tokens are ambiguous; a map entry naming no token is warned of at start.
+    With OAUTH_ENABLED=1 too, the built-in server stays and is listed after the issuer."""
     toks = dict(tokens, shared=peers.new_token("shared"))
     g = start_idp_gateway(run_dir, everything.port, idp, toks, name="oidc-groups", extra_env={
         "SERENA_REMOTE_OAUTH_CLAIM": "groups", "OAUTH_ENABLED": "1",
-        "SERENA_REMOTE_OAUTH_CLAIM_MAP": json.dumps({"team-a": "shared", "team-b": "bob"})},
+        "SERENA_REMOTE_OAUTH_CLAIM_MAP": json.dumps({"team-a": "shared", "team-b": "bob", "team-c": "carol"})},
         args=["--state-dir", str(tmp_dir / "state")])
     try:
+        # The operator hears of a map entry whose token is not configured.
+        assert "CLAIM_MAP names 1 token(s) that are not configured (carol)" in g.log_text()
         grouped = idp.token("grouped", resource(g))
         assert parts(grouped)[1]["groups"] == ["unrelated", "team-a"]
         assert route_of(g, grouped) == route_of(g, toks["shared"]) == "gen-1:shared"
