@@ -234,8 +234,8 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
   // A Bearer that is no static token may be an OAuth access token: it then stands for the static
   // token its grant is bound to, and the request is classified again exactly as if that token had
   // been sent, so every rule of the core applies. A grant whose token was removed or changed
-  // (the core no longer knows it, or knows it under another name) is refused and revoked.
-  // The library's tokens carry ':' (not a token68 character), so the core does not parse them.
+  // (the core no longer knows it, or knows it under another name) is refused and revoked. The
+  // library's tokens carry ':' (not a token68 character), so the core does not parse them.
   const credential = token ?? (authorization === null ? null : (/^Bearer +([\x21-\x7e]+) *$/i.exec(authorization)?.[1] ?? null));
   if (oauth.enabled && oauth.error === null && credential !== null && d.action === "reject" && d.www_authenticate) {
     const r = await resolveAccessToken(oauth, env, credential);
