@@ -129,12 +129,15 @@ def full_log(g) -> str:
 
 
 def assert_refused(g, token, reason: str):
+    """A 401 naming invalid_token, and one more log line with this reason (never the token)."""
+    line = f"JWT refused: {reason}"
+    seen = g.log_text().count(line)
     r = status(g, token)
     assert r.status == 401, r
     assert 'error="invalid_token"' in r.header("WWW-Authenticate"), r
     assert f'resource_metadata="http://{HOST}:{g.port}/.well-known/oauth-protected-resource/mcp"' in \
         r.header("WWW-Authenticate")
-    g.wait_log(lambda t: f"JWT refused: {reason}" in t, f"the refusal's reason ({reason})")
+    g.wait_log(lambda t: t.count(line) > seen, f"the refusal's reason ({reason})")
     sig = token.split(".")[2]
     assert token not in full_log(g) and (not sig or sig not in full_log(g))
     assert token.encode() not in r.body
@@ -207,11 +210,10 @@ def test_refusals(ogw, idp, other_idp):
     p2 = dict(p, sub="bob")
     assert_refused(ogw, f"{hb}.{b64e(json.dumps(p2).encode())}.{sig}", "the signature does not verify")
     assert_refused(ogw, idp.token("nobody", resource(ogw)), "the mapped claim names no configured token")
-    # A token that lives one second: accepted, then refused once its exp has passed.
+    # A token that lives one second (mapped to alice like the others), once its exp has passed.
+    # Nothing is asserted before: whether it is still valid at a given moment is a race.
     short = idp.token("short", resource(ogw))
     exp = parts(short)[1]["exp"]
-    if time.time() < exp:
-        assert route_of(ogw, short) == "gen-1:alice"
     while time.time() < exp + 1:
         time.sleep(0.1)
     assert_refused(ogw, short, "expired (exp)")
