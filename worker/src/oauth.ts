@@ -241,7 +241,7 @@ async function tokenEndpoint(req: Request, env: Env, ctx: ExecutionContext, as: 
     if (known !== null) {
       await as.getOAuthApi(env).revokeGrant(known.grantId, known.userId);
       await kv.delete(key);
-      console.warn("serena-remote worker: oauth: a rotated refresh token was presented again: its sign-in is revoked");
+      console.warn("serena-remote worker: oauth: a refresh token it issued was refused (presented again after its successor, by another client, or its sign-in ended): the sign-in is revoked");
     }
   }
   return res;
@@ -466,5 +466,7 @@ async function consent(req: Request, env: Env, url: URL, s: OAuthSetup): Promise
     scope: areq.scope,
     props: bound,
   });
+  // The token's name, never its value (serve logs the same).
+  console.log(`serena-remote worker: oauth: sign-in authorized for token ${bound.name} (client ${areq.clientId})`);
   return new Response(null, { status: 302, headers: { location: redirectTo, "cache-control": "no-store" } });
 }

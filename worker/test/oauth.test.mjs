@@ -326,6 +326,8 @@ test("flow: the right token redirects with code, state and iss; the code gives t
   assert.equal(t.json.resource, url("/mcp"));
   assert.ok(t.json.access_token && t.json.refresh_token);
   assert.ok(!t.json.access_token.includes(TOKENS.alice));
+  // The operator sees the sign-in by token name in `wrangler tail`, and never a token.
+  await waitUntil("the sign-in is logged", async () => readFileSync(wr.log, "utf8").includes(`sign-in authorized for token alice (client ${state.clientId})`), { deadlineMs: 30_000 });
   state.tokens = t.json;
   state.code = code;
 });
@@ -688,4 +690,12 @@ test("OAuth on with a bad public URL fails closed: /health degraded, OAuth endpo
   const body = await r.json();
   assert.equal(r.status, 500, JSON.stringify(body));
   assert.match(body.error.message, /SERENA_REMOTE_PUBLIC_URL is refused/);
+});
+
+test("no token appears in the Worker's log: static tokens, codes, access or refresh tokens", async () => {
+  const log = workers.map((w) => readFileSync(w.log, "utf8")).join("\n");
+  assert.match(log, /sign-in authorized for token/);
+  for (const v of [...Object.values(TOKENS), state.code, state.alice?.access_token, state.alice?.refresh_token].filter(Boolean))
+    assert.ok(!log.includes(v), `a secret (${v.slice(0, 6)}...) is in the log`);
+  assert.ok(!/[A-Za-z0-9._-]+:[A-Za-z0-9]{16}:[A-Za-z0-9]{20,}/.test(log), "no token of the library's form is in the log");
 });
