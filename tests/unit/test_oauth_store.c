@@ -254,8 +254,8 @@ static void test_damaged(void **state)
         "serena-remote-oauth 1\ng a 0 zz 00 abcdefghijklmnopqrstuv alice 00 1\n",
         "serena-remote-oauth 1\nc abcdefghijklmnopqrstuv 1 1 1 =%zz =https%3A%2F%2Fa\n",
         /* a metadata-document client whose id is not its URL's */
-        "serena-remote-oauth 1\nm abcdefghijklmnopqrstuv 1 1 9 1 =https%3A%2F%2Fa.example%2Fc =n "
-        "=https%3A%2F%2Fa\n",
+        ("serena-remote-oauth 1\nm abcdefghijklmnopqrstuv 1 1 9 1 =https%3A%2F%2Fa.example%2Fc =n "
+         "=https%3A%2F%2Fa\n"),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         write_file(bad[i]);
