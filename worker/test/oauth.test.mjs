@@ -504,6 +504,44 @@ test("a real client: mcp-remote without --header signs in through the consent pa
   assert.ok(!out.stderr.includes(TOKENS.alice) && !out.log.includes(TOKENS.alice), "the token is in no output");
 });
 
+test("the MCP conformance suite's authorization-server scenarios pass against the Worker", async (t) => {
+  const suite = join(ROOT, "tests/system/node_modules/@modelcontextprotocol/conformance/dist/index.js");
+  assert.ok(existsSync(suite), "scripts/deps.sh installs the conformance suite (npm ci in tests/system)");
+  const cb = await freePort();
+  const clientId = await register("conformance", `http://127.0.0.1:${cb}/callback`);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/proxy/i.test(k)));
+  const p = spawn(process.execPath, [suite, "authorization", "--url", PUB, "--client-id", clientId, "--resource", url("/mcp"),
+    "-p", String(cb), "-o", join(tmp, "conformance")], { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise((res) => p.once("exit", res));
+  let out = "";
+  let wake = () => {};
+  for (const s of [p.stdout, p.stderr]) s.on("data", (c) => ((out += c), wake()));
+  // Bounds a hang only: a suite that never finishes is stopped, and the test fails for it.
+  const guard = setTimeout(() => stop({ pid: p.pid }, "SIGTERM", { group: true }), 120_000);
+  try {
+    // The suite prints the authorization URL for a person; the scripted browser is that person.
+    const prefix = `${PUB}/oauth/authorize?`;
+    let gone = false;
+    exited.then(() => ((gone = true), wake()));
+    while (!out.split("\n").some((l) => l.startsWith(prefix)) && !gone) await new Promise((r) => (wake = r));
+    const at = out.split("\n").find((l) => l.startsWith(prefix));
+    assert.ok(at, out);
+    const browser = await new Promise((res) =>
+      execFile("python3", [join(ROOT, "tests/system/clients/consent_browser.py"), at.trim()],
+        { env: { ...env, SR_CONSENT_TOKEN: TOKENS.alice } }, (err) => res(err === null)));
+    assert.ok(browser, "the scripted browser reached the suite's callback");
+    await exited;
+  } finally {
+    clearTimeout(guard);
+    stop({ pid: p.pid }, "SIGTERM", { group: true });
+    await exited;
+  }
+  for (const line of out.split("\n").filter((l) => /: \d+ passed, \d+ failed/.test(l))) t.diagnostic(line.trim());
+  assert.match(out, /authorization-server-metadata-endpoint: \d+ passed, 0 failed/, out);
+  assert.match(out, /authorization-code-grant: 1 passed, 0 failed/, out);
+  assert.match(out, /Total: \d+ passed, 0 failed/, out);
+});
+
 test("refused: a form whose carried request was changed (an unregistered redirect URI) is not honoured", async () => {
   const clientId = await sharedClient();
   const page = await consentPage(authorizeUrl(clientId, pkce().challenge));
