@@ -2,8 +2,10 @@
  * Spawning and supervising backend processes (see spawn.h).
  *
  * Why a wrapper exec: posix_spawn cannot set PR_SET_PDEATHSIG, and a
- * gateway killed by SIGKILL would otherwise leave its Serenas running. The
- * wrapper is our own binary, so nothing outside the project is trusted.
+ * gateway killed by SIGKILL would otherwise leave its Serenas (and their
+ * language servers) running. The wrapper is our own binary, so nothing
+ * outside the project is trusted; it leaves a watchdog in the backend's
+ * process group (sr_child_exec_main).
  */
 #include "instance/spawn.h"
 
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/pidfd.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -422,6 +425,34 @@ void sr_child_free(struct sr_child *c)
     free(c);
 }
 
+/*
+ * The wrapper execs the backend (its pid stays the backend's), after forking a watchdog into
+ * the backend's process group: the watchdog waits on a pidfd of the gateway and, when the
+ * gateway is gone (even killed by SIGKILL), kills the whole group, so the backend's own children
+ * (language servers) go too; PR_SET_PDEATHSIG alone reaches only the direct child. The watchdog
+ * ignores the signals the gateway sends to the group, holds none of the backend's output, and
+ * goes with the group's stragglers after the backend exits.
+ */
+static void watchdog(int gateway_fd, pid_t backend)
+{
+    /* No death signal of its own: the backend dies at the same moment as the gateway and
+     * would take the watchdog along before it acts. A watchdog that outlives its backend is a
+     * straggler in the group, which the gateway kills after the backend's exit. */
+    if (getppid() != backend)
+        _exit(0);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    struct pollfd p = {.fd = gateway_fd, .events = POLLIN};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+    kill(0, SIGKILL);
+    _exit(0);
+}
+
 int sr_child_exec_main(int argc, char **argv)
 {
     if (argc != 4)
@@ -432,6 +463,18 @@ int sr_child_exec_main(int argc, char **argv)
     long parent = strtol(argv[2], &end, 10);
     if (*end || getppid() != (pid_t)parent)
         return 127; /* the gateway died before we set the death signal */
+    int gw = pidfd_open((pid_t)parent, 0);
+    if (gw >= 0) {
+        sigset_t all, old;
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, &old);
+        pid_t self = getpid();
+        pid_t w = fork();
+        if (w == 0)
+            watchdog(gw, self); /* signals stay blocked there: group signals are not for it */
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        close(gw);
+    }
     size_t n = strlen(argv[3]) + 6;
     char *line = malloc(n);
     if (!line)

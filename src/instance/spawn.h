@@ -2,9 +2,11 @@
  * Child processes for backend instances: spawn, watch, signal, capture.
  *
  * A child is started with posix_spawn in its own process group, through the
- * gateway's own binary (`serena-remote __exec`) which sets
- * PR_SET_PDEATHSIG=SIGKILL before exec'ing `/bin/sh -c "exec <cmd>"`: if the
- * gateway dies, even by SIGKILL, its children die too. Exit is noticed
+ * gateway's own binary (`serena-remote __exec`), which sets
+ * PR_SET_PDEATHSIG=SIGKILL, forks a watchdog into the group and execs
+ * `/bin/sh -c "exec <cmd>"`: if the gateway dies, even by SIGKILL, the
+ * backend dies, and the watchdog (waiting on a pidfd of the gateway) kills
+ * the whole group, so what the backend started (language servers) goes too. Exit is noticed
  * through a pidfd watched by the event loop (no SIGCHLD races, no PID reuse:
  * the PID stays reserved until we reap it through the pidfd). Output goes
  * through a pipe into a size-capped log file (rotated once to "<log>.1").

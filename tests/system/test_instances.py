@@ -467,7 +467,7 @@ def test_crash_under_a_request_then_restart(instance_gateway_factory, tmp_dir):
     assert p2 != pid
     doc = g.status(t)
     assert doc["instance"]["state"] == "idle" and doc["instance"]["restarts"] == 1, doc
-    assert g.health()["status"] == "ok"
+    assert g.health()["status"] == "ok", g.health()
 
 
 def port_open(port: int) -> bool:
@@ -580,6 +580,26 @@ def test_gateway_sigkill_takes_backends_along(instance_gateway_factory, tmp_dir)
     session_and_echo(g2, toks["alpha"], "a again")
     p2, _ = wait_pidfile(g2, "gen-1:alpha")
     assert p2 not in [pid for pid, _ in recs]
+
+
+def test_gateway_sigkill_takes_grandchildren_along(instance_gateway_factory, tmp_dir):
+    """A backend's own children (Serena's language servers) are not the gateway's children: the
+    backend's wrapper kills the whole process group when the gateway dies, even by SIGKILL."""
+    toks = {"alpha": new_token("alpha")}
+    state = tmp_dir / "state"
+    cmd = ("sh -c 'sleep 600 & echo $! > \"$HOME/grandchild.pid\"; "
+           f"exec {peers.EVERYTHING_BACKEND_CMD}'")
+    g = instance_gateway_factory(state, backend_cmd=cmd, env=env_for(toks))
+    session_and_echo(g, toks["alpha"], "a")
+    pid, st = wait_pidfile(g, "gen-1:alpha")
+    gc_file = next(state.glob("routes/*/home/grandchild.pid"))
+    gc = int(gc_file.read_text())
+    gc_st = peers.proc_starttime(gc)
+    assert gc_st and peers.proc_running(gc, gc_st)
+    os.kill(g.proc.pid, signal.SIGKILL)
+    g.proc.wait()
+    wait_gone(pid, st, f"backend {pid} to die with its gateway")
+    wait_gone(gc, gc_st, f"the backend's child {gc} to die with the gateway")
 
 
 def test_reap_does_not_claim_to_kill_a_dead_process(instance_gateway_factory, tmp_dir):
