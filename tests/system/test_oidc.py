@@ -307,6 +307,28 @@ def test_a_group_claim_and_the_built_in_server_beside(run_dir, tmp_dir, everythi
         g.stop()
 
 
+def test_a_token_removed_by_sighup_refuses_its_jwts(run_dir, tmp_dir, everything, idp):
+    """The token table is read at each request: bob's JWTs end with bob's token, and the map
+    entry naming bob is warned of."""
+    alice, bob = peers.new_token("alice"), peers.new_token("bob")
+    tf = tmp_dir / "tokens.json"
+    tf.write_text(json.dumps({"alice": alice, "bob": bob}))
+    g = start_idp_gateway(run_dir, everything.port, idp, {}, name="oidc-hup",
+                          extra_env={"API_TOKENS_JSON": None, "API_TOKENS_FILE": str(tf)})
+    try:
+        jwt = idp.token("bob", resource(g))
+        assert route_of(g, jwt) == "gen-1:bob"
+        assert "not configured" not in g.log_text()
+        tf.write_text(json.dumps({"alice": alice}))
+        os.kill(g.proc.pid, signal.SIGHUP)
+        g.wait_log(lambda t: "SIGHUP: reloaded 1 token(s)" in t, "the reload")
+        assert "CLAIM_MAP names 1 token(s) that are not configured (bob)" in g.log_text()
+        assert_refused(g, jwt, "the mapped claim names no configured token")
+        assert route_of(g, idp.token("alice", resource(g))) == "gen-1:alice"
+    finally:
+        g.stop()
+
+
 def test_same_instance_as_the_static_token(run_dir, tmp_dir, idp):
     """`serve` with per-token instances: a JWT mapped to alice reaches alice's instance."""
     alice, bob = peers.new_token("alice"), peers.new_token("bob")
