@@ -475,8 +475,8 @@ enum sr_idp_verdict sr_idp_bearer(struct sr_idp *p, struct sr_req *r, const stru
             return hold(p, r, resume, arg); /* a refresh is under way: its keys may fit */
         uint64_t now = sr_now_us();
         if (p->unknown_ever && now - p->unknown_us < SR_IDP_UNKNOWN_KID_INTERVAL * 1000000ull)
-            return refuse("no key of the JWKS fits its kid and alg (the JWKS was refreshed "
-                          "for an unknown kid less than a while ago)");
+            return refuse("no key of the JWKS fits its kid and alg (refreshed for an unknown "
+                          "kid less than 30 s ago)");
         p->unknown_ever = true;
         p->unknown_us = now;
         sr_log_event("info", "OAuth issuer: a JWT names a key the JWKS lacks: refreshing it");
