@@ -8,6 +8,8 @@
  */
 #include "http/edge.h"
 
+#include "core/oauth.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -938,6 +940,16 @@ static bool internal_secret_ok(struct sr_edge *e, struct sr_req *r)
     return v && CRYPTO_memcmp(d, e->secret_digest, sizeof(d)) == 0;
 }
 
+static bool query_has_access_token(const struct sr_req *r)
+{
+    const struct sr_http_head *h = sr_req_head(r);
+    const char *q = memchr(h->target.p, '?', h->target.n);
+    if (!q)
+        return false;
+    q++;
+    return sr_form_has(q, h->target.n - (size_t)(q - h->target.p), "access_token");
+}
+
 void sr_edge_handle(struct sr_req *r, void *arg)
 {
     struct sr_edge *e = arg;
@@ -952,8 +964,19 @@ void sr_edge_handle(struct sr_req *r, void *arg)
         sr_resp_json(r, 401, NULL, body, n < 0 ? 0 : (size_t)n);
         return;
     }
-    /* OAuth (http/oauth.h): its own endpoints, and a Bearer that is not a static token may be
-     * an access token, which then stands for the static token its grant is bound to. */
+    /* OAuth (http/oauth.h, http/idp.h): tokens in the query string are refused, even valid
+     * ones (MCP authorization; URLs end up in logs and histories). */
+    if ((e->oauth || e->idp) && query_has_access_token(r)) {
+        char body[SR_ERROR_BODY_MAX];
+        int n = sr_error_body(body, sizeof(body), SR_RPC_INVALID_REQUEST,
+                              "Access tokens in the URL are refused (URLs end up in logs and "
+                              "histories): send them as 'Authorization: Bearer <token>'.",
+                              NULL, 0);
+        sr_resp_json(r, 400, "Cache-Control: no-store\r\n", body, n < 0 ? 0 : (size_t)n);
+        return;
+    }
+    /* Their own endpoints, and a Bearer that is not a static token may be an access token,
+     * which then stands for the static token its grant is bound to. */
     if (e->idp && sr_idp_owns(r)) { /* the resource metadata names the external issuer */
         sr_idp_handle(e->idp, r);
         return;

@@ -325,38 +325,17 @@ static bool path_is(const struct sr_span *s, const char *lit)
     return s->n == n && memcmp(s->p, lit, n) == 0;
 }
 
-static const char *query_of(const struct sr_req *r, size_t *n)
-{
-    const struct sr_http_head *h = sr_req_head(r);
-    const char *q = memchr(h->target.p, '?', h->target.n);
-    *n = q ? h->target.n - (size_t)(q + 1 - h->target.p) : 0;
-    return q ? q + 1 : "";
-}
-
 bool sr_idp_owns(const struct sr_req *r)
 {
     const struct sr_http_head *h = sr_req_head(r);
-    size_t qn;
-    const char *q = query_of(r, &qn);
     return path_is(&h->path, "/.well-known/oauth-protected-resource") ||
-           path_is(&h->path, "/.well-known/oauth-protected-resource/mcp") ||
-           sr_form_has(q, qn, "access_token");
+           path_is(&h->path, "/.well-known/oauth-protected-resource/mcp");
 }
 
 void sr_idp_handle(struct sr_idp *p, struct sr_req *r)
 {
     const struct sr_http_head *h = sr_req_head(r);
-    size_t qn;
-    const char *q = query_of(r, &qn);
     char doc[4096];
-    if (sr_form_has(q, qn, "access_token")) {
-        int n = sr_error_body(doc, sizeof(doc), SR_RPC_INVALID_REQUEST,
-                              "Access tokens in the URL are refused (URLs end up in logs and "
-                              "histories): send them as 'Authorization: Bearer <token>'.",
-                              NULL, 0);
-        sr_resp_json(r, 400, "Cache-Control: no-store\r\n", doc, n < 0 ? 0 : (size_t)n);
-        return;
-    }
     if (path_is(&h->method, "OPTIONS")) {
         sr_resp_simple(r, 204, NULL,
                        CORS "Access-Control-Allow-Methods: GET, OPTIONS\r\n"

@@ -41,8 +41,8 @@ struct sr_idp *sr_idp_new(struct event_base *base, const struct sr_idp_opts *o, 
                           size_t errlen);
 void sr_idp_free(struct sr_idp *p);
 
-/* Requests the module answers itself: the protected resource metadata, and a token in the
- * query string (refused with 400). */
+/* Requests the module answers itself: the protected resource metadata. (A token in the query
+ * string is refused by the edge before, http/edge.c.) */
 bool sr_idp_owns(const struct sr_req *r);
 void sr_idp_handle(struct sr_idp *p, struct sr_req *r);
 

@@ -1215,10 +1215,7 @@ static void answer_revoke(struct sr_oauth *o, struct sr_req *r)
 bool sr_oauth_owns(const struct sr_req *r)
 {
     const struct sr_http_head *h = sr_req_head(r);
-    size_t qn;
-    const char *q = query_of(r, &qn);
-    return span_starts(&h->path, "/.well-known/oauth-") || span_starts(&h->path, "/oauth/") ||
-           sr_form_has(q, qn, "access_token");
+    return span_starts(&h->path, "/.well-known/oauth-") || span_starts(&h->path, "/oauth/");
 }
 
 void sr_oauth_handle(struct sr_oauth *o, struct sr_req *r, const struct sr_tokens *t)
@@ -1227,18 +1224,7 @@ void sr_oauth_handle(struct sr_oauth *o, struct sr_req *r, const struct sr_token
     const struct sr_span *p = &h->path;
     bool get = span_is(&h->method, "GET") || span_is(&h->method, "HEAD");
     bool post = span_is(&h->method, "POST");
-    size_t qn;
-    const char *q = query_of(r, &qn);
 
-    if (sr_form_has(q, qn, "access_token")) {
-        char body[SR_ERROR_BODY_MAX];
-        int n = sr_error_body(body, sizeof(body), SR_RPC_INVALID_REQUEST,
-                              "Access tokens in the URL are refused (URLs end up in logs and "
-                              "histories): send them as 'Authorization: Bearer <token>'.",
-                              NULL, 0);
-        sr_resp_json(r, 400, "Cache-Control: no-store\r\n", body, n < 0 ? 0 : (size_t)n);
-        return;
-    }
     sr_oauth_store_sweep(o->st, now_s());
     if (span_is(&h->method, "OPTIONS") && !span_is(p, "/oauth/authorize")) {
         /* CORS preflight (see CORS above); a JSON registration body needs one. */

@@ -46,8 +46,8 @@ enum sr_oauth_cimd { SR_OAUTH_CIMD_OFF = 0, SR_OAUTH_CIMD_ON, SR_OAUTH_CIMD_LOOP
 struct event_base;
 void sr_oauth_set_cimd(struct sr_oauth *o, struct event_base *base, enum sr_oauth_cimd mode);
 
-/* True when the request is the authorization server's (its paths), or carries a token in
- * the query string, which is refused. */
+/* True when the request is the authorization server's (its paths). A token in the query string
+ * is refused by the edge before (http/edge.c). */
 bool sr_oauth_owns(const struct sr_req *r);
 
 /* Answer a request sr_oauth_owns accepted; t: the static tokens (the consent page checks them). */
