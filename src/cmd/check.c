@@ -9,6 +9,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/config.h"
+#include "core/jwt.h"
 #include "core/mem.h"
 #include "core/project.h"
 #include "core/route.h"
@@ -53,6 +54,39 @@ static int check_backend(const struct sr_config *c)
  * Each route's project, context and mode, as its backend will start (unless the route has since
  * activated another project itself): a token's own settings, else SERENA_PROJECT and friends.
  */
+/* What signs clients in besides static tokens (docs/oauth.md), and claim-map entries that name
+ * no configured token (warned of, as serve does at start: such JWTs would be refused). */
+static void print_oauth(const struct sr_config *c, const struct sr_tokens *t)
+{
+    const char *pub = sr_config_get(c, SR_SET_PUBLIC_URL);
+    const char *issuer = sr_config_get(c, SR_SET_OAUTH_ISSUER);
+    if (c->oauth_enabled)
+        printf("oauth: built-in authorization server, issuer %s, resource %s/mcp; client metadata "
+               "documents %s\n",
+               pub, pub, sr_config_get(c, SR_SET_OAUTH_CIMD));
+    if (!issuer || !*issuer)
+        return;
+    const char *m = sr_config_get(c, SR_SET_OAUTH_CLAIM_MAP);
+    static struct sr_claim_map map;
+    static struct sr_json_tok toks[2 * SR_CLAIM_MAP_MAX + 2];
+    const char *why = NULL;
+    map.n = 0;
+    if (m && *m)
+        sr_claim_map_parse(m, strlen(m), toks, sizeof(toks) / sizeof(toks[0]), &map, &why);
+    printf("oauth: JWT access tokens from %s for %s/mcp; claim %s %s\n", issuer, pub,
+           sr_config_get(c, SR_SET_OAUTH_CLAIM),
+           map.n ? "through the claim map" : "names the token itself");
+    for (uint32_t i = 0; i < map.n; i++) {
+        bool found = false;
+        for (uint32_t k = 0; t && k < t->count && !found; k++)
+            found = strcmp(t->e[k].name, map.e[i].name) == 0;
+        if (!found)
+            printf("warning: the claim map names token %s, which is not configured: JWTs mapped "
+                   "to it are refused\n",
+                   map.e[i].name);
+    }
+}
+
 static void print_projects(const struct sr_config *c, const struct sr_tokens *t)
 {
     const char *dflt = sr_config_get(c, SR_SET_SERENA_PROJECT);
@@ -146,6 +180,7 @@ int sr_cmd_check(int argc, char **argv)
             printf(" %s", t->e[i].name);
         printf("\n");
         print_projects(&c, t);
+        print_oauth(&c, t);
         sr_policy_init(&p, t);
         if (sr_config_policy(&c, &p, err, sizeof(err)) < 0) {
             fprintf(stderr, "serena-remote check: %s\n", err);

@@ -585,3 +585,25 @@ def test_typescript_sdk_signs_in(ogw, tokens):
     assert out["iss"] == pub(ogw) and out["refresh"] == "AUTHORIZED" and out["rotated"]
     assert not out["client_id"].startswith("https://")  # registered (no metadata URL given)
     assert "authorized for token alice" in ogw.log_text()
+
+
+def test_check_summarizes_sign_in(tokens, tmp_dir):
+    """`serena-remote check` says how clients sign in, and warns of a claim-map entry naming a
+    token that is not configured (such JWTs would be refused), without failing."""
+    env = {"API_TOKENS_JSON": json.dumps(tokens), "SERENA_REMOTE_ADMIN_LISTEN": "off",
+           "SERENA_BACKEND_CMD": peers.EVERYTHING_BACKEND_CMD, "OAUTH_ENABLED": "1",
+           "SERENA_REMOTE_PUBLIC_URL": "https://mcp.example.com", "SERENA_REMOTE_OAUTH_CIMD": "off",
+           "SERENA_REMOTE_OAUTH_ISSUER": "https://login.example.com/realms/eng",
+           "SERENA_REMOTE_OAUTH_CLAIM": "email",
+           "SERENA_REMOTE_OAUTH_CLAIM_MAP": json.dumps({"a@example.com": "alice", "c@example.com": "carol"})}
+    p = peers.run_cmd([peers.gateway_bin(), "check", "--state-dir", tmp_dir / "state"], env=env, guard=30)
+    out = p.stdout.decode()
+    assert p.returncode == 0 and "configuration OK" in out, p
+    assert ("oauth: built-in authorization server, issuer https://mcp.example.com, resource "
+            "https://mcp.example.com/mcp; client metadata documents off") in out, out
+    assert ("oauth: JWT access tokens from https://login.example.com/realms/eng for "
+            "https://mcp.example.com/mcp; claim email through the claim map") in out, out
+    assert "warning: the claim map names token carol, which is not configured" in out, out
+    assert "token alice," not in out
+    for secret in tokens.values():
+        assert secret not in out
