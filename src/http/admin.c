@@ -219,6 +219,7 @@ static void answer_metrics(struct sr_admin *a, struct sr_req *r, struct evbuffer
 {
     struct sr_edge *e = a->edge;
     struct sr_metrics_gauges g = {.version = SR_VERSION, .role = a->role};
+    g.oauth = e->oauth != NULL || e->idp != NULL;
     g.connections = sr_server_connections(a->client);
     g.open_streams = sr_server_idle_streams(a->client);
     g.in_flight = sr_server_active_requests(a->client);

@@ -25,6 +25,7 @@
 #include "http/reinit.h"
 #include "http/relay.h"
 #include "http/util.h"
+#include "metrics/metrics.h"
 #include "core/route.h"
 
 /* Tokens for parsing request bodies. Single-threaded, so one array serves
@@ -995,6 +996,10 @@ void sr_edge_handle(struct sr_req *r, void *arg)
                    : SR_IDP_NOT_JWT;
         if (v == SR_IDP_HELD)
             return;
+        if (v == SR_IDP_OK)
+            sr_metrics_oauth(SR_MO_JWT_ACCEPTED);
+        else if (v == SR_IDP_REFUSED)
+            sr_metrics_oauth(SR_MO_JWT_REFUSED);
         if (v == SR_IDP_NOT_JWT && e->oauth)
             sr_oauth_bearer(e->oauth, e->tokens, q.digest);
     }

@@ -30,6 +30,7 @@
 #include "core/oauth.h"
 #include "http/fetch.h"
 #include "http/log.h"
+#include "metrics/metrics.h"
 #include "http/oauth_store.h"
 
 #include "http/oauth_internal.h"
@@ -315,6 +316,7 @@ static void answer_register(struct sr_oauth *o, struct sr_req *r)
     const char *error = "", *why = "";
     const char *body = n ? (const char *)evbuffer_pullup(b, -1) : "";
     if (!sr_oa_new_client_allowed(o, r)) {
+        sr_metrics_oauth(SR_MO_RATE_LIMITED);
         char doc[256];
         int dn = snprintf(doc, sizeof(doc), "%s",
                           "{\"error\":\"invalid_request\",\"error_description\":\"Too many "
@@ -379,6 +381,7 @@ static void answer_register(struct sr_oauth *o, struct sr_req *r)
     sr_jw_obj_end(&w);
     if (sr_jw_finish(&w, &len) != 0)
         len = 0;
+    sr_metrics_oauth(SR_MO_REGISTERED);
     sr_resp_simple(r, 201, "application/json", "Cache-Control: no-store\r\n" CORS, doc, len);
 }
 
@@ -462,6 +465,7 @@ static void token_code(struct sr_oauth *o, struct sr_req *r, const struct sr_tok
     OPENSSL_cleanse(code, sizeof(code));
     struct sr_oauth_code *c = sr_oauth_store_code(o->st, d);
     if (!c) {
+        sr_metrics_oauth(SR_MO_GRANT_REFUSED);
         sr_oa_error(r, 400, "invalid_grant",
                     "The authorization code is unknown, was already used, or expired. Sign in "
                     "again.");
@@ -478,6 +482,7 @@ static void token_code(struct sr_oauth *o, struct sr_req *r, const struct sr_tok
                      "OAuth: an authorization code of client %s was presented again; %u token(s) "
                      "it produced revoked",
                      client_id, k);
+        sr_metrics_oauth(SR_MO_REUSE_REVOKED);
         sr_oa_error(r, 400, "invalid_grant",
                     "The authorization code was already used; the tokens it produced are now "
                     "revoked. Sign in again.");
@@ -498,11 +503,13 @@ static void token_code(struct sr_oauth *o, struct sr_req *r, const struct sr_tok
     if (cc.expires <= sr_oa_now() || strcmp(cc.b.client_id, client_id) != 0 ||
         (has_redirect && strcmp(cc.redirect, redirect) != 0) || !has_redirect || !pkce ||
         !sr_oauth_binding_live(&cc.b, t, NULL)) {
+        sr_metrics_oauth(SR_MO_GRANT_REFUSED);
         sr_oa_error(r, 400, "invalid_grant",
                     "The authorization code does not match this client, redirect_uri or "
                     "code_verifier, expired, or its token was removed. Sign in again.");
         return;
     }
+    sr_metrics_oauth(SR_MO_TOKENS_ISSUED);
     issue(o, r, &cc.b, family);
 }
 
@@ -525,6 +532,7 @@ static void token_refresh(struct sr_oauth *o, struct sr_req *r, const struct sr_
     struct sr_oauth_grant *g = sr_oauth_store_grant(o->st, d);
     if (!g || g->kind != SR_OAUTH_REFRESH || g->expires <= sr_oa_now() ||
         strcmp(g->b.client_id, client_id) != 0) {
+        sr_metrics_oauth(SR_MO_GRANT_REFUSED);
         sr_oa_error(r, 400, "invalid_grant",
                     "The refresh token is unknown, expired or another client's. Sign in again.");
         return;
@@ -539,6 +547,7 @@ static void token_refresh(struct sr_oauth *o, struct sr_req *r, const struct sr_
                      "OAuth: a used refresh token of client %s was presented again; %u token(s) "
                      "of its sign-in revoked",
                      client_id, k);
+        sr_metrics_oauth(SR_MO_REUSE_REVOKED);
         sr_oa_error(r, 400, "invalid_grant",
                     "This refresh token was already used; every token of this sign-in is now "
                     "revoked. Sign in again.");
@@ -547,6 +556,7 @@ static void token_refresh(struct sr_oauth *o, struct sr_req *r, const struct sr_
     if (!sr_oauth_binding_live(&g->b, t, NULL)) {
         sr_oauth_store_revoke_family(o->st, g->family);
         sr_oauth_store_save(o->st, sr_oa_now());
+        sr_metrics_oauth(SR_MO_GRANT_REFUSED);
         sr_oa_error(r, 400, "invalid_grant",
                     "The token this sign-in was made with is no longer accepted. Sign in again.");
         return;
@@ -555,6 +565,7 @@ static void token_refresh(struct sr_oauth *o, struct sr_req *r, const struct sr_
     struct sr_oauth_binding b = g->b;
     uint8_t fam[16];
     memcpy(fam, g->family, 16);
+    sr_metrics_oauth(SR_MO_REFRESHED);
     issue(o, r, &b, fam);
 }
 
@@ -611,6 +622,7 @@ static void answer_revoke(struct sr_oauth *o, struct sr_req *r)
         else
             memset(g, 0, sizeof(*g));
         sr_oauth_store_save(o->st, sr_oa_now());
+        sr_metrics_oauth(SR_MO_REVOKED);
     }
     sr_resp_simple(r, 200, "application/json", "Cache-Control: no-store\r\n" CORS, "{}", 2);
 }

@@ -19,6 +19,7 @@
 #include "core/oauth.h"
 #include "http/fetch.h"
 #include "http/log.h"
+#include "metrics/metrics.h"
 #include "http/oauth_internal.h"
 
 /* ---- authorization request ------------------------------------------------------- */
@@ -382,6 +383,7 @@ void sr_oa_consent(struct sr_oauth *o, struct sr_req *r, const struct sr_tokens 
     char action[16];
     if (sr_form_get(f, n, "action", action, sizeof(action), NULL) == 1 &&
         strcmp(action, "deny") == 0) {
+        sr_metrics_oauth(SR_MO_DENIED);
         redirect_error(o, r, &a, "access_denied", "The person declined the sign-in.");
         return;
     }
@@ -391,6 +393,7 @@ void sr_oa_consent(struct sr_oauth *o, struct sr_req *r, const struct sr_tokens 
     struct fail_count *fc = sr_oa_fails_for(o->fails, addr, now);
     if (sr_oa_window_full(fc, now, SR_OAUTH_FAILS_PER_ADDR) ||
         sr_oa_window_full(&o->total, now, SR_OAUTH_FAILS_TOTAL)) {
+        sr_metrics_oauth(SR_MO_RATE_LIMITED);
         sr_oa_error_page(r, 429,
                          "Too many wrong tokens were entered; wait a minute before you try again.");
         return;
@@ -404,6 +407,7 @@ void sr_oa_consent(struct sr_oauth *o, struct sr_req *r, const struct sr_tokens 
     int32_t idx = rc == 1 && tl > 0 && t ? sr_tokens_match(t, d) : -1;
     OPENSSL_cleanse(d, sizeof(d));
     if (idx < 0) {
+        sr_metrics_oauth(SR_MO_WRONG_TOKEN);
         fc->n++;
         o->total.n++;
         sr_log_event("info", "OAuth: a wrong token on the consent page from %s (client %s)", addr,
@@ -431,6 +435,7 @@ void sr_oa_consent(struct sr_oauth *o, struct sr_req *r, const struct sr_tokens 
     a.c->last_used = now;
     sr_oauth_store_save(o->st, now);
     sr_log_event("info", "OAuth: client %s authorized for token %s", a.client_id, c->b.name);
+    sr_metrics_oauth(SR_MO_AUTHORIZED);
 
     static char url[7 * SR_OAUTH_PARAM_MAX];
     snprintf(url, sizeof(url), "%s", a.redirect);
@@ -492,11 +497,13 @@ static void cimd_done(void *arg, const struct sr_fetch_result *res)
         sr_log_event("info",
                      "OAuth: client metadata document %s read (%zu bytes, %u redirect URI(s))",
                      w->url, res->len, c->nredirect);
+        sr_metrics_oauth(SR_MO_CIMD_READ);
         free(w);
         sr_oa_authorize(o, r, true);
         return;
     }
     sr_log_event("info", "OAuth: client metadata document %s refused: %s", w->url, why);
+    sr_metrics_oauth(SR_MO_CIMD_REFUSED);
     char desc[768];
     snprintf(desc, sizeof(desc),
              "The application identifies itself with %s, but its client metadata document "
@@ -510,6 +517,7 @@ static void cimd_done(void *arg, const struct sr_fetch_result *res)
 static void cimd_fetch(struct sr_oauth *o, struct sr_req *r, const char *url)
 {
     if (!sr_oa_new_client_allowed(o, r)) {
+        sr_metrics_oauth(SR_MO_RATE_LIMITED);
         sr_oa_error_page(r, 429,
                          "Too many new applications are signing in; try again in a minute.");
         return;

@@ -95,6 +95,21 @@ enum auth_reason { AUTH_MISSING, AUTH_MALFORMED, AUTH_UNKNOWN, AUTH_SECRET, AUTH
 static const char *const k_auth[AUTH_COUNT] = {"missing", "malformed", "unknown_token",
                                                "internal_secret"};
 
+static const char *const k_oauth[SR_MO_EVENT_COUNT] = {"registered",
+                                                       "metadata_document_read",
+                                                       "metadata_document_refused",
+                                                       "wrong_token",
+                                                       "rate_limited",
+                                                       "authorized",
+                                                       "denied",
+                                                       "tokens_issued",
+                                                       "refreshed",
+                                                       "reuse_revoked",
+                                                       "grant_refused",
+                                                       "revoked",
+                                                       "jwt_accepted",
+                                                       "jwt_refused"};
+
 /* ---- storage --------------------------------------------------------------- */
 
 /* Bounds per histogram, +Inf excluded. */
@@ -130,6 +145,7 @@ static struct hist g_snap_seconds[SR_MS_OP_COUNT];
 static struct hist g_snap_bytes[SR_MS_OP_COUNT];
 static uint64_t g_snap_results[SR_MS_OP_COUNT][SR_MS_RESULT_COUNT];
 static uint64_t g_auth[AUTH_COUNT];
+static uint64_t g_oauth[SR_MO_EVENT_COUNT];
 
 void sr_metrics_enable(bool on, bool run)
 {
@@ -148,6 +164,13 @@ void sr_metrics_reset(void)
     memset(g_snap_bytes, 0, sizeof(g_snap_bytes));
     memset(g_snap_results, 0, sizeof(g_snap_results));
     memset(g_auth, 0, sizeof(g_auth));
+    memset(g_oauth, 0, sizeof(g_oauth));
+}
+
+void sr_metrics_oauth_(enum sr_metrics_oauth_event ev)
+{
+    if ((unsigned)ev < SR_MO_EVENT_COUNT)
+        g_oauth[ev]++;
 }
 
 /* The token name of a route ("<generation>:<name>" -> "name"); "-" when there is none. */
@@ -406,6 +429,15 @@ static void write_requests(struct evbuffer *o)
         sample_u64(o, "serena_remote_auth_failures_total", "reason", k_auth[a], g_auth[a]);
 }
 
+static void write_oauth(struct evbuffer *o)
+{
+    family(o, "serena_remote_oauth_events_total", "counter",
+           "Sign-in events (docs/oauth.md): registrations, client metadata documents, consent "
+           "outcomes, token exchanges and revocations, and JWTs of the external issuer.");
+    for (int e = 0; e < SR_MO_EVENT_COUNT; e++)
+        sample_u64(o, "serena_remote_oauth_events_total", "event", k_oauth[e], g_oauth[e]);
+}
+
 static void write_instances(struct evbuffer *o, const struct sr_metrics_gauges *g)
 {
     family(o, "serena_remote_instances", "gauge",
@@ -488,6 +520,8 @@ void sr_metrics_write(struct evbuffer *o, const struct sr_metrics_gauges *g)
     gauge(o, "serena_remote_open_streams",
           "Open GET /mcp event streams (server-to-client notifications).", g->open_streams);
     write_requests(o);
+    if (g->oauth)
+        write_oauth(o);
     if (g->have_instances)
         write_instances(o, g);
     struct sr_procfs_self self;

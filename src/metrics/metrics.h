@@ -96,6 +96,32 @@ static inline void sr_metrics_snapshot(enum sr_metrics_snap_op op,
         sr_metrics_snapshot_(op, result, bytes, duration_us);
 }
 
+/* Sign-in (docs/oauth.md): what the built-in authorization server and the external issuer did. */
+enum sr_metrics_oauth_event {
+    SR_MO_REGISTERED,    /* a client registered (RFC 7591) */
+    SR_MO_CIMD_READ,     /* a client metadata document was fetched and accepted */
+    SR_MO_CIMD_REFUSED,  /* one could not be fetched, or was refused */
+    SR_MO_WRONG_TOKEN,   /* the consent page was given a token that matches none */
+    SR_MO_RATE_LIMITED,  /* consent, registration or a document fetch answered 429 */
+    SR_MO_AUTHORIZED,    /* the person allowed: a code was issued */
+    SR_MO_DENIED,        /* the person chose Deny */
+    SR_MO_TOKENS_ISSUED, /* a code was exchanged for tokens */
+    SR_MO_REFRESHED,     /* a refresh token was exchanged */
+    SR_MO_REUSE_REVOKED, /* a used code or refresh token came back: its sign-in was revoked */
+    SR_MO_GRANT_REFUSED, /* the token endpoint refused a code or refresh token otherwise */
+    SR_MO_REVOKED,       /* a known token was revoked (RFC 7009) */
+    SR_MO_JWT_ACCEPTED,  /* a request carried a valid JWT of the external issuer */
+    SR_MO_JWT_REFUSED,   /* ... an invalid one */
+    SR_MO_EVENT_COUNT
+};
+
+void sr_metrics_oauth_(enum sr_metrics_oauth_event ev);
+static inline void sr_metrics_oauth(enum sr_metrics_oauth_event ev)
+{
+    if (sr_metrics_on)
+        sr_metrics_oauth_(ev);
+}
+
 /* ---- exposition ------------------------------------------------------------ */
 
 /* What only the caller knows at scrape time (the registry holds no pointers into the gateway). */
@@ -110,6 +136,7 @@ struct sr_metrics_gauges {
     uint32_t in_flight;    /* requests being handled, streams excluded */
     uint32_t connections;  /* client connections */
     uint32_t tokens;       /* entries in the token table */
+    bool oauth;            /* sign-in configured: the oauth events family is written */
     /* Per running backend: its route's token name and the RSS of its process tree. */
     uint32_t nbackends;
     const char *const *backend_name;

@@ -607,3 +607,47 @@ def test_check_summarizes_sign_in(tokens, tmp_dir):
     assert "token alice," not in out
     for secret in tokens.values():
         assert secret not in out
+
+
+def test_sign_in_events_in_metrics(run_dir, tmp_dir, everything, tokens):
+    """/metrics on the admin listener counts what sign-in did, by event, and promtool accepts
+    the exposition; no token, code or client name appears in it."""
+    admin = peers.free_port()
+    g = start_oauth_gateway(run_dir, everything.port, tmp_dir / "state",
+                            {"API_TOKENS_JSON": json.dumps(tokens),
+                             "SERENA_REMOTE_ADMIN_LISTEN": f"{HOST}:{admin}"}, name="oauth-metrics")
+    try:
+        def counts() -> dict:
+            text = request(admin, "GET", "/metrics").body.decode()
+            return {m.group(1): int(float(m.group(2))) for m in
+                    re.finditer(r'^serena_remote_oauth_events_total\{event="([a-z_]+)"\} (\S+)$', text, re.M)}
+        assert set(counts().values()) == {0} and "registered" in counts()
+        alice = tokens["alice"]
+        cid = register(g, name="metrics client")
+        verifier, challenge = pkce()
+        r, fields, cookie = consent_page(g, authz_params(g, cid, challenge))
+        assert consent_post(g, fields, cookie, "wrong-" + secrets.token_hex(8)).status == 401
+        q = location_params(consent_post(g, fields, cookie, alice))
+        tok = exchange(g, {"client_id": cid, "code": q["code"], "verifier": verifier}).json()
+        assert refresh(g, cid, tok["refresh_token"]).status == 200
+        assert refresh(g, cid, tok["refresh_token"]).status == 400  # the rotated one again
+        s = sign_in(g, alice, client_id=cid)
+        assert exchange(g, s).status == 200
+        assert exchange(g, s).status == 400  # the code again
+        s = sign_in(g, alice, client_id=cid)
+        t3 = exchange(g, s).json()
+        request(g.port, "POST", "/oauth/revoke", form({"token": t3["refresh_token"], "client_id": cid}), FORM)
+        assert refresh(g, cid, t3["refresh_token"]).status == 400  # revoked: refused
+        r, fields, cookie = consent_page(g, authz_params(g, cid, challenge))
+        location_params(consent_post(g, fields, cookie, alice, action="deny"))
+        c = counts()
+        assert c == {**c, "registered": 1, "wrong_token": 1, "authorized": 3, "denied": 1,
+                     "tokens_issued": 3, "reuse_revoked": 2, "refreshed": 1, "revoked": 1,
+                     "grant_refused": 1, "jwt_accepted": 0, "metadata_document_read": 0}, c
+        text = request(admin, "GET", "/metrics").body
+        p = peers.run_cmd(["promtool", "check", "metrics"], input_=text, guard=30)
+        assert p.returncode == 0, p
+        for secret in (alice, tok["access_token"], tok["refresh_token"], q["code"], "metrics client"):
+            assert secret.encode() not in text
+    finally:
+        g.stop()

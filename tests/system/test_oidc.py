@@ -373,3 +373,21 @@ def test_settings_refused(gateway_bin, tmp_dir, env, message):
                        "--upstream", f"http://{HOST}:1/mcp", "--state-dir", tmp_dir / "st"], env=full, guard=20)
     assert r.returncode == 2, r
     assert message in r.stderr.decode()
+
+
+def test_jwt_verdicts_in_metrics(run_dir, everything, idp, tokens):
+    """The admin listener's /metrics counts JWTs accepted and refused (one request each)."""
+    admin = peers.free_port()
+    g = start_idp_gateway(run_dir, everything.port, idp, tokens, name="oidc-metrics",
+                          extra_env={"SERENA_REMOTE_ADMIN_LISTEN": f"{HOST}:{admin}"})
+    try:
+        good = idp.token("alice", resource(g))
+        wrong_aud = idp.token("alice", "http://127.0.0.1:1/mcp")
+        assert status(g, good).status == 200
+        assert status(g, wrong_aud).status == 401
+        text = request(admin, "GET", "/metrics").body.decode()
+        assert 'serena_remote_oauth_events_total{event="jwt_accepted"} 1\n' in text, text
+        assert 'serena_remote_oauth_events_total{event="jwt_refused"} 1\n' in text, text
+        assert good not in text and wrong_aud not in text
+    finally:
+        g.stop()
