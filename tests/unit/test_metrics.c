@@ -20,11 +20,14 @@
 #include "metrics/metrics.h"
 #include "metrics/procfs.h"
 
+static bool g_oauth_configured;
+
 /* The exposition as a NUL-terminated heap string. */
 static char *expose(void)
 {
     struct evbuffer *b = evbuffer_new();
     struct sr_metrics_gauges g = {.version = "0.1.0", .role = "serve", .have_instances = true};
+    g.oauth = g_oauth_configured;
     const char *names[] = {"alice"};
     uint64_t rss[] = {4096};
     g.nbackends = 1;
@@ -126,6 +129,27 @@ static void test_auth_reasons(void **state)
     free(s);
 }
 
+static void test_oauth_events(void **state)
+{
+    (void)state;
+    g_oauth_configured = false;
+    sr_metrics_oauth(SR_MO_REGISTERED);
+    char *s = expose();
+    assert_null(strstr(s, "serena_remote_oauth_events_total")); /* sign-in not configured */
+    free(s);
+    g_oauth_configured = true;
+    sr_metrics_oauth(SR_MO_REGISTERED);
+    sr_metrics_oauth(SR_MO_JWT_REFUSED);
+    sr_metrics_oauth((enum sr_metrics_oauth_event)99); /* out of range: ignored */
+    s = expose();
+    assert_non_null(strstr(s, "# TYPE serena_remote_oauth_events_total counter\n"));
+    assert_non_null(strstr(s, "serena_remote_oauth_events_total{event=\"registered\"} 2\n"));
+    assert_non_null(strstr(s, "serena_remote_oauth_events_total{event=\"jwt_refused\"} 1\n"));
+    assert_non_null(strstr(s, "serena_remote_oauth_events_total{event=\"revoked\"} 0\n"));
+    free(s);
+    g_oauth_configured = false;
+}
+
 static void test_instances_and_snapshots(void **state)
 {
     (void)state;
@@ -201,6 +225,7 @@ int main(void)
         cmocka_unit_test_setup(test_requests, setup),
         cmocka_unit_test_setup(test_bounded_labels, setup),
         cmocka_unit_test_setup(test_auth_reasons, setup),
+        cmocka_unit_test_setup(test_oauth_events, setup),
         cmocka_unit_test_setup(test_instances_and_snapshots, setup),
         cmocka_unit_test_setup(test_off, setup),
         cmocka_unit_test(test_procfs_stat),
