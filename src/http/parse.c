@@ -17,7 +17,7 @@
  * plain digits or above 2^53, copies that disagree, a Transfer-Encoding other
  * than "chunked", or both headers together) is SR_HTTP_E_FRAMING, because a
  * proxy that guesses body boundaries differently from its peer is open to
- * request smuggling.
+ * request smuggling. A request with two Host headers is SR_HTTP_E_BAD.
  */
 #include "http/parse.h"
 
@@ -61,6 +61,7 @@ static const unsigned char sr_http_class[256] = {
 
 /* Framing and connection facts gathered while the headers go by. */
 struct sr_http_seen {
+    bool host;
     bool content_length;
     bool transfer_encoding;
     bool close;
@@ -278,6 +279,15 @@ static int sr_http_note(struct sr_http_head *h, const struct sr_http_header *f,
     int rc;
 
     switch (f->name.n) {
+    case 4:
+        /* RFC 9112 section 3.2: a request with more than one Host is answered 400 (each
+         * reader taking a different copy is how host-based checks are bypassed). */
+        if (h->method.n && SR_HTTP_IEQ(n, 4, "host")) {
+            if (seen->host)
+                return SR_HTTP_E_BAD;
+            seen->host = true;
+        }
+        break;
     case 6:
         if (SR_HTTP_IEQ(n, 6, "expect") && SR_HTTP_IEQ(f->value.p, f->value.n, "100-continue"))
             h->expect_continue = true;
@@ -337,7 +347,7 @@ static void sr_http_reset(struct sr_http_head *h)
 static int sr_http_headers(const char *buf, const char *p, const char *end, size_t len,
                            size_t max_head, struct sr_http_head *h)
 {
-    struct sr_http_seen seen = {false, false, false, false};
+    struct sr_http_seen seen = {false, false, false, false, false};
     int rc;
 
     for (;;) {

@@ -178,13 +178,14 @@ class Resp:
 def request(port: int, method: str, path: str = "/mcp", body: bytes | str | None = None,
             headers: dict | list | None = None, timeout: float = IO_GUARD) -> Resp:
     """One HTTP/1.1 request to 127.0.0.1:port; headers exactly as given (no defaults added
-    except Host and Content-Length, which http.client always sends)."""
+    except Host, unless given, and Content-Length, which http.client always sends)."""
     if isinstance(body, str):
         body = body.encode()
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        items = headers.items() if isinstance(headers, dict) else (headers or [])
+        items = list(headers.items() if isinstance(headers, dict) else (headers or []))
+        conn.putrequest(method, path, skip_accept_encoding=True,
+                        skip_host=any(k.lower() == "host" for k, _ in items))
         for k, v in items:
             conn.putheader(k, v)
         if body is not None:

@@ -154,6 +154,9 @@ def test_admin_listener_metrics_listing_and_client_listener_has_none(instance_ga
     assert raw_status(g.admin_port, "/metrics", f"attacker.example:{g.admin_port}") == 403
     assert raw_status(g.admin_port, "/metrics", f"localhost:{g.admin_port}") == 200
     assert raw_status(g.admin_port, "/", f"[::1]:{g.admin_port}") == 200
+    # Two Host headers (a loopback one first, to pass a check that reads only the first): 400.
+    assert raw_status(g.admin_port, "/metrics", f"localhost:{g.admin_port}", "Host: attacker.example\r\n") == 400
+    assert raw_status(g.port, "/health", f"127.0.0.1:{g.port}", "Host: attacker.example\r\n") == 400
 
     # tools/call names its tool in the access log, with route, status and duration.
     line = g.wait_log(lambda s: re.search(r"^.* route=gen-1:alice POST /mcp rpc=tools/call tool=echo "

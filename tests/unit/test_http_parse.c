@@ -92,6 +92,10 @@ static const struct row request_rows[] = {
     {"GET / HTTP/1.1\r\n\r\n", OK},
     {"GET / HTTP/1.0\r\n\r\n", OK},
     {"POST /mcp HTTP/1.1\r\nHost: x\r\n\r\n", OK},
+    /* Two Host headers (RFC 9112 section 3.2); other names ending in "host" are not Host. */
+    {"POST /mcp HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", BAD},
+    {"POST /mcp HTTP/1.1\r\nHost: a\r\nHOST: a\r\n\r\n", BAD},
+    {"POST /mcp HTTP/1.1\r\nHost: a\r\nX-Host: b\r\nGhost: c\r\n\r\n", OK},
     {"GET /mcp?a=1&b=2 HTTP/1.1\r\n\r\n", OK},
     {"OPTIONS * HTTP/1.1\r\n\r\n", OK},
     {"DELETE /mcp HTTP/1.1\r\n\r\n", OK},
@@ -202,6 +206,7 @@ static const struct row request_rows[] = {
 
 static const struct row response_rows[] = {
     {"HTTP/1.1 200 OK\r\n\r\n", OK},
+    {"HTTP/1.1 200 OK\r\nHost: a\r\nHost: b\r\n\r\n", OK}, /* only requests are held to it */
     {"HTTP/1.0 200 OK\r\n\r\n", OK},
     {"HTTP/1.1 200 \r\n\r\n", OK},
     {"HTTP/1.1 200\r\n\r\n", OK},
