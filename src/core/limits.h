@@ -107,6 +107,7 @@
  * largest answer `serena-remote status` reads from the admin listener.
  */
 #define SR_STATUS_DOC_MAX     8192
+#define SR_STATUS_ENTRY_BIG   (64u * 1024u) /* an /instances entry past SR_STATUS_DOC_MAX */
 #define SR_TOOL_NAME_MAX      128
 #define SR_METRICS_ROUTES_MAX 512
 #define SR_PROCFS_SCAN_MAX    16384

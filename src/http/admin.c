@@ -281,6 +281,35 @@ static void gateway_members(struct sr_admin *a, struct sr_jw *w)
     sr_jw_cstr(w, e->instances ? sr_instances_store_state(e->instances) : "disabled");
 }
 
+/*
+ * One entry's JSON: in buf; past it (long paths or errors), in a larger heap buffer (*big, kept
+ * for the next entries); past that, the route and why the rest is missing, so that no instance
+ * is left out silently. NULL only when even that cannot be written.
+ */
+static const char *entry_json(const struct sr_inst_info *info, char *buf, size_t cap, char **big,
+                              size_t *len)
+{
+    struct sr_jw w;
+    sr_jw_init(&w, buf, cap);
+    sr_inst_info_json(&w, info);
+    if (sr_jw_finish(&w, len) == 0)
+        return buf;
+    if (!*big && !(*big = malloc(SR_STATUS_ENTRY_BIG)))
+        return NULL;
+    sr_jw_init(&w, *big, SR_STATUS_ENTRY_BIG);
+    sr_inst_info_json(&w, info);
+    if (sr_jw_finish(&w, len) == 0)
+        return *big;
+    sr_jw_init(&w, *big, SR_STATUS_ENTRY_BIG);
+    sr_jw_obj_begin(&w);
+    sr_jw_key(&w, "route");
+    sr_jw_cstr(&w, info->route);
+    sr_jw_key(&w, "error");
+    sr_jw_cstr(&w, "this entry is larger than the listing allows");
+    sr_jw_obj_end(&w);
+    return sr_jw_finish(&w, len) == 0 ? *big : NULL;
+}
+
 static void answer_instances(struct sr_admin *a, struct sr_req *r, struct evbuffer *b)
 {
     char doc[SR_STATUS_DOC_MAX];
@@ -300,15 +329,17 @@ static void answer_instances(struct sr_admin *a, struct sr_req *r, struct evbuff
     struct row *rows;
     char(*names)[SR_ROUTE_MAX + 1];
     size_t n = collect(a, &rows, &names);
+    char *big = NULL;
+    size_t written = 0;
     for (size_t i = 0; i < n; i++) {
-        sr_jw_init(&w, doc, sizeof(doc));
-        sr_inst_info_json(&w, &rows[i].info);
-        if (sr_jw_finish(&w, &len) < 0)
+        const char *out = entry_json(&rows[i].info, doc, sizeof(doc), &big, &len);
+        if (!out)
             continue;
-        if (i)
+        if (written++)
             evbuffer_add(b, ",", 1);
-        evbuffer_add(b, doc, len);
+        evbuffer_add(b, out, len);
     }
+    free(big);
     free(rows);
     free(names);
     evbuffer_add(b, "]}\n", 3);
