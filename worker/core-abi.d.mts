@@ -88,4 +88,20 @@ export class Core {
     persistence: "disabled" | "ok" | "degraded";
     persistence_missing: string;
   };
+  idpSetup(opts: {
+    issuer: string;
+    jwksUrl?: string;
+    claim?: string;
+    claimMap?: string;
+    publicUrl: string;
+    clockSkew?: string;
+    builtin?: boolean;
+  }): { metadata: Record<string, unknown>; skew: number; unmapped: string[] };
+  idpDiscovered(doc: string | Uint8Array): string;
+  idpJwks(doc: string | Uint8Array): { keys: JsonWebKey[]; skipped: number };
+  idpJudge(
+    token: string,
+    now: number
+  ): { jwt: false } | { jwt: true; alg: "RS256" | "ES256"; keys: number[]; signing_len: number; sig: string };
+  idpResolve(token: string): { name: string; digest: string };
 }

@@ -6,7 +6,7 @@
 // one export and reads the JSON (or the error message) back from the output
 // buffer. Errors are thrown as Error objects whose message is the core's.
 
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 // The headers the core reads. The last three are MCP 2026-07-28's: the core checks them
 // against the body. A Headers object joins repeated copies with ", ", which never matches.
 const HEADER_NAMES = [
@@ -183,6 +183,53 @@ export class Core {
     for (const [k, v] of Object.entries(settings)) if (typeof v === "string") strings[k] = v;
     const [n] = this.write(enc.encode(JSON.stringify(strings)));
     this.check(this.x.sr_run_settings_check(n));
+    return JSON.parse(this.output());
+  }
+
+  // ---- an external identity provider's JWTs (docs/oauth.md "External identity provider") ----
+
+  // Checks the settings with serve's rules and sets them up (loaded keys are dropped):
+  // {metadata: the RFC 9728 document, skew: seconds, unmapped: [map names no loaded token has]}.
+  idpSetup({ issuer = "", jwksUrl = "", claim = "", claimMap = "", publicUrl = "", clockSkew = "", builtin = false } = {}) {
+    const lens = this.write(...[issuer, jwksUrl, claim, claimMap, publicUrl, clockSkew].map((v) => enc.encode(v)));
+    this.check(this.x.sr_idp_setup(...lens, builtin ? 1 : 0));
+    return JSON.parse(this.output());
+  }
+
+  // The jwks_uri of the issuer's metadata document (text), whose issuer must be the configured one.
+  idpDiscovered(doc) {
+    const [n] = this.write(bytesOf(doc));
+    this.check(this.x.sr_idp_discovered(n));
+    return this.output();
+  }
+
+  // Replaces the keys with a JWKS's usable ones (throws and keeps them when it is refused):
+  // {keys: [public JWKs for WebCrypto, in the order sr_idp_judge names them], skipped}.
+  idpJwks(doc) {
+    const [n] = this.write(bytesOf(doc));
+    const count = this.check(this.x.sr_idp_jwks(n));
+    const { skipped } = JSON.parse(this.output());
+    const keys = [];
+    for (let i = 0; i < count; i++) {
+      this.check(this.x.sr_idp_jwk(i));
+      keys.push(JSON.parse(this.output()));
+    }
+    return { keys, skipped };
+  }
+
+  // Header and claims of a Bearer by the rules (now: unix seconds): {jwt: false} when it is not
+  // shaped like a JWT, else {jwt: true, alg, keys: [indices that fit its alg and kid],
+  // signing_len, sig: hex}. Throws the reason of a refusal (never the token).
+  idpJudge(token, now) {
+    const [n] = this.write(enc.encode(token));
+    this.check(this.x.sr_idp_judge(n, now >>> 0));
+    return JSON.parse(this.output());
+  }
+
+  // The static token a verified JWT stands for: {name, digest: hex}. Throws the reason.
+  idpResolve(token) {
+    const [n] = this.write(enc.encode(token));
+    this.check(this.x.sr_idp_resolve(n));
     return JSON.parse(this.output());
   }
 }
