@@ -7,6 +7,7 @@
 
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -88,6 +89,32 @@ export function tail(file, n = 40) {
 export async function answers(url, init) {
   const r = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
   return r;
+}
+
+/**
+ * `serena-remote run` on 127.0.0.1:port standing for the container of token `name` (behind
+ * LocalContainer): server-everything backends, state in dir/state-<name>, the Worker's internal
+ * secret and route generation, SERENA_INSTANCE_ID `do-<name>-<tag>` (what get-env shows). Resolves
+ * to the detached process once its /health answers.
+ */
+export async function startLocalRun({ name, port, dir, secret, generation, tag }) {
+  const proc = startDetached(SERENA_REMOTE, ["run", "--listen", `127.0.0.1:${port}`, "--state-dir", join(dir, `state-${name}`)], {
+    cwd: dir,
+    log: join(dir, `run-${name}.log`),
+    env: {
+      SERENA_BACKEND_CMD: `env PORT={port} ${process.execPath} ${SERVER_EVERYTHING} streamableHttp`,
+      SERENA_INSTANCE_ID: `do-${name}-${tag}`,
+      SERENA_INTERNAL_SECRET: secret,
+      MCP_CONTAINER_ROUTE_GENERATION: generation,
+      SERENA_SESSION_KEY: randomBytes(32).toString("base64url"),
+    },
+  });
+  await waitUntil(
+    `run ${name} /health`,
+    async () => (await answers(`http://127.0.0.1:${port}/health`, { headers: { "x-serena-internal-secret": secret } })).ok,
+    { proc }
+  );
+  return proc;
 }
 
 /** `wrangler dev` on 127.0.0.1:port, detached, with telemetry off and no interactive session. */

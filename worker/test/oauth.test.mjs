@@ -29,6 +29,7 @@ import {
   initRequest,
   mcpPost,
   startDetached,
+  startLocalRun,
   stop,
   waitUntil,
   wranglerDev,
@@ -50,22 +51,7 @@ let PUB;
 
 async function startRun(name) {
   const r = runs[name];
-  r.proc = startDetached(SERENA_REMOTE, ["run", "--listen", `127.0.0.1:${r.port}`, "--state-dir", join(tmp, `state-${name}`)], {
-    cwd: tmp,
-    log: join(tmp, `run-${name}.log`),
-    env: {
-      SERENA_BACKEND_CMD: `env PORT={port} ${process.execPath} ${SERVER_EVERYTHING} streamableHttp`,
-      SERENA_INSTANCE_ID: `do-${name}-oauth`,
-      SERENA_INTERNAL_SECRET: SECRET,
-      MCP_CONTAINER_ROUTE_GENERATION: GEN,
-      SERENA_SESSION_KEY: randomBytes(32).toString("base64url"),
-    },
-  });
-  await waitUntil(
-    `run ${name} /health`,
-    async () => (await answers(`http://127.0.0.1:${r.port}/health`, { headers: { "x-serena-internal-secret": SECRET } })).ok,
-    { proc: r.proc }
-  );
+  r.proc = await startLocalRun({ name, port: r.port, dir: tmp, secret: SECRET, generation: GEN, tag: "oauth" });
 }
 
 /** wrangler dev --env local on `port` with OAuth on; tokens from `tokens`, KV kept in tmp. */
