@@ -57,6 +57,19 @@ export interface Env {
   /** KV namespace of @cloudflare/workers-oauth-provider (clients, grants, tokens); needed only with OAuth on. */
   OAUTH_KV?: KVNamespace;
 
+  // JWT access tokens from an external identity provider (docs/oauth.md, "External identity
+  // provider"): serve's settings and rules. The issuer needs SERENA_REMOTE_PUBLIC_URL.
+  /** The issuer, exactly as tokens carry it in iss: https (http only on a loopback host). */
+  SERENA_REMOTE_OAUTH_ISSUER?: string;
+  /** Its JWKS; unset: the jwks_uri of its OpenID / RFC 8414 metadata. */
+  SERENA_REMOTE_OAUTH_JWKS_URL?: string;
+  /** The top-level claim naming the token (default sub). */
+  SERENA_REMOTE_OAUTH_CLAIM?: string;
+  /** JSON {"claim value": "token name"}; with it, only the map counts. */
+  SERENA_REMOTE_OAUTH_CLAIM_MAP?: string;
+  /** Tolerance on exp, nbf and iat (default 60s, at most 5m). */
+  SERENA_REMOTE_OAUTH_CLOCK_SKEW?: string;
+
   /** env.local only: JSON map route name -> base URL of a `serena-remote run` on 127.0.0.1 ("*" = any route). */
   LOCAL_CONTAINER_URLS?: string;
 }

@@ -8,8 +8,10 @@
 // (a Durable Object per route running `serena-remote run`).
 
 import type { Decision } from "../core-abi.mjs";
+import { readBody } from "./body";
 import { containerSettings, core, stringSettings } from "./core";
 import { type Env, flag, uint } from "./env";
+import { type IdpSetup, idpBearer, idpSetup, isMetadataPath, metadataResponse } from "./idp";
 import { type OAuthSetup, challenge, isOAuthPath, oauthRoute, oauthSetup, resolveAccessToken, revokeGrant, routeName } from "./oauth";
 
 export { SerenaContainer } from "./container";
@@ -83,9 +85,11 @@ function configure(env: Env): ConfigState {
 }
 
 /** Why /health says degraded ("" when it does not), most serious first. */
-function degradedReason(s: ConfigState, oauth: OAuthSetup): string {
+function degradedReason(s: ConfigState, oauth: OAuthSetup, idp: IdpSetup): string {
   const why: string[] = [];
   if (oauth.error !== null) why.push(`OAuth sign-in is enabled (OAUTH_ENABLED=1) but not usable, so no request is accepted: ${oauth.error}`);
+  if (idp.error !== null)
+    why.push(`JWTs from an identity provider are configured (SERENA_REMOTE_OAUTH_ISSUER) but not usable, so no request is accepted: ${idp.error}`);
   if (s.runErrors.length > 0) why.push(`container settings refused, no container is started: ${s.runErrors.join("; ")}`);
   if (s.tokenError !== null) why.push(`token configuration refused, no token matches: ${s.tokenError}`);
   else if (core.tokenCount === 0)
@@ -99,40 +103,10 @@ function hex(buf: ArrayBuffer): string {
   return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/**
- * Reads at most `max` bytes of the body. Returns null when the body is larger (by Content-Length
- * or by what arrived), so the core answers 413 without the Worker holding an oversized body.
- */
-async function readBody(req: Request, max: number): Promise<Uint8Array | null> {
-  const declared = req.headers.get("content-length");
-  if (declared !== null && /^\d+$/.test(declared) && Number(declared) > max) return null;
-  if (req.body === null) return new Uint8Array(0);
-  const reader = req.body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel();
-      return null;
-    }
-    parts.push(value);
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
-}
-
 /** The /health input owned by the Worker: role, instance cap and the persistence settings. */
-function healthInput(env: Env, s: ConfigState, oauth: OAuthSetup) {
+function healthInput(env: Env, s: ConfigState, oauth: OAuthSetup, idp: IdpSetup) {
   const enabled = flag(env.SERENA_R2_STATE_ENABLED);
-  const reason = degradedReason(s, oauth);
+  const reason = degradedReason(s, oauth, idp);
   return {
     status: reason === "" ? "ok" : "degraded",
     reason,
@@ -206,13 +180,19 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
   const config = configure(env);
   const url = new URL(req.url);
   const oauth = oauthSetup(env);
-  if (oauth.enabled) {
-    // The authorization server's endpoints (docs/oauth.md); the rest goes through core.wasm.
-    if (isOAuthPath(url.pathname)) return oauthRoute(req, env, ctx, url, oauth);
-    // A token in a URL ends up in logs and histories: refused even when it is valid.
-    if (url.pathname !== "/health" && url.searchParams.has("access_token"))
-      return transportError(400, "", "Tokens in the query string (access_token) are refused: send the token in the Authorization header (Authorization: Bearer <token>).");
-  }
+  const idp = idpSetup(env);
+  // With an external issuer, the protected resource metadata names it (idp.ts), whether or not the
+  // built-in server is on too.
+  if (idp.enabled && isMetadataPath(url.pathname)) return metadataResponse(req, idp);
+  // The authorization server's endpoints (docs/oauth.md); the rest goes through core.wasm.
+  if (oauth.enabled && isOAuthPath(url.pathname)) return oauthRoute(req, env, ctx, url, oauth);
+  // A token in a URL ends up in logs and histories: refused even when it is valid.
+  if ((oauth.enabled || idp.enabled) && url.pathname !== "/health" && url.searchParams.has("access_token"))
+    return transportError(400, "", "Tokens in the query string (access_token) are refused: send the token in the Authorization header (Authorization: Bearer <token>).");
+  // Where a 401 sends clients to sign in: the resource metadata, when an issuer or the built-in
+  // server is usable.
+  const signIn = (oauth.enabled && oauth.error === null) || (idp.enabled && idp.error === null);
+  const metadataUrl = oauth.enabled ? oauth.metadataUrl : idp.metadataUrl;
 
   const authorization = req.headers.get("authorization");
   const token = authorization === null ? null : core.parseBearer(authorization);
@@ -237,7 +217,20 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
   // (the core no longer knows it, or knows it under another name) is refused and revoked. The
   // library's tokens carry ':' (not a token68 character), so the core does not parse them.
   const credential = token ?? (authorization === null ? null : (/^Bearer +([\x21-\x7e]+) *$/i.exec(authorization)?.[1] ?? null));
-  if (oauth.enabled && oauth.error === null && credential !== null && d.action === "reject" && d.www_authenticate) {
+  // A JWT from the external issuer (idp.ts) stands for the static token its claim names, and the
+  // request is classified again with that token's digest. Anything not shaped like a JWT may be a
+  // built-in access token.
+  let jwt: "not-jwt" | "refused" | "bound" = "not-jwt";
+  if (idp.enabled && idp.error === null && token !== null && d.action === "reject" && d.www_authenticate) {
+    const v = await idpBearer(idp, token, ctx);
+    jwt = v.kind;
+    if (v.kind === "bound") {
+      const headers = new Headers(req.headers);
+      headers.set("authorization", "Bearer idp-jwt");
+      d = describe(v.digest, headers);
+    }
+  }
+  if (jwt === "not-jwt" && oauth.enabled && oauth.error === null && credential !== null && d.action === "reject" && d.www_authenticate) {
     const r = await resolveAccessToken(oauth, env, credential);
     if (r.kind === "bound") {
       // The core sees a well-formed Authorization header and judges the bound token's digest.
@@ -254,7 +247,7 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
           )
         );
         const body = `{"jsonrpc":"2.0","id":${d.rpc_id === "" ? "null" : d.rpc_id},"error":{"code":-32001,"message":"Unauthorized: this OAuth sign-in was made with a serena-remote token that is no longer configured (removed or changed), so it has ended. Sign in again."}}`;
-        return new Response(body, { status: 401, headers: { ...JSON_HEADERS, "www-authenticate": challenge(oauth, true) } });
+        return new Response(body, { status: 401, headers: { ...JSON_HEADERS, "www-authenticate": challenge(metadataUrl, true) } });
       }
       d = bound;
     }
@@ -265,12 +258,11 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
       const headers: Record<string, string> = { ...JSON_HEADERS };
       if (d.allow !== null) headers["allow"] = d.allow;
       if (d.www_authenticate)
-        headers["www-authenticate"] =
-          oauth.enabled && oauth.error === null ? challenge(oauth, authorization !== null) : 'Bearer realm="serena-remote"';
+        headers["www-authenticate"] = signIn ? challenge(metadataUrl, authorization !== null) : 'Bearer realm="serena-remote"';
       return new Response(d.body, { status: d.status, headers });
     }
     case "health":
-      return new Response(core.healthText(healthInput(env, config, oauth)), { status: 200, headers: JSON_HEADERS });
+      return new Response(core.healthText(healthInput(env, config, oauth, idp)), { status: 200, headers: JSON_HEADERS });
     case "status":
     case "forward":
       if (oauth.error !== null)
@@ -278,6 +270,12 @@ async function handle(req: Request, env: Env, ctx: ExecutionContext): Promise<Re
           500,
           d.rpc_id ?? "",
           `OAuth sign-in is enabled (OAUTH_ENABLED=1) but not usable, so no request is accepted: ${oauth.error}. Fix it in wrangler.toml [vars] and deploy again.`
+        );
+      if (idp.error !== null)
+        return transportError(
+          500,
+          d.rpc_id ?? "",
+          `JWTs from an identity provider are configured (SERENA_REMOTE_OAUTH_ISSUER) but not usable, so no request is accepted: ${idp.error}. Fix it in wrangler.toml [vars] and deploy again.`
         );
       // A container would refuse these settings and exit: say so instead of starting one.
       if (config.runErrors.length > 0)

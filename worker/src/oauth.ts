@@ -79,9 +79,9 @@ export function oauthSetup(env: Env): OAuthSetup {
   };
 }
 
-/** The WWW-Authenticate of a 401 from /mcp or /status while OAuth is on. */
-export function challenge(s: OAuthSetup, credentialSent: boolean): string {
-  let v = `Bearer realm="serena-remote", resource_metadata="${s.metadataUrl}"`;
+/** The WWW-Authenticate of a 401 from /mcp or /status while OAuth (built-in or an issuer's) is on. */
+export function challenge(metadataUrl: string, credentialSent: boolean): string {
+  let v = `Bearer realm="serena-remote", resource_metadata="${metadataUrl}"`;
   if (credentialSent) v += ', error="invalid_token"';
   return v;
 }

@@ -53,6 +53,12 @@ test("wrangler.toml carries every key of the original configuration table with i
     // Sign in with OAuth: off unless turned on (docs/oauth.md, "On Cloudflare").
     OAUTH_ENABLED: '"0"',
     SERENA_REMOTE_PUBLIC_URL: '""',
+    // An identity provider's JWTs: none unless an issuer is set (docs/oauth.md).
+    SERENA_REMOTE_OAUTH_ISSUER: '""',
+    SERENA_REMOTE_OAUTH_JWKS_URL: '""',
+    SERENA_REMOTE_OAUTH_CLAIM: '"sub"',
+    SERENA_REMOTE_OAUTH_CLAIM_MAP: '""',
+    SERENA_REMOTE_OAUTH_CLOCK_SKEW: '"60s"',
   };
   for (const [k, v] of Object.entries(want)) {
     const m = top.match(new RegExp(`^${k}\\s*=\\s*(.+)$`, "m"));
