@@ -9,13 +9,14 @@
 //
 // Worker A: the issuer alone, sub mapped to token names, no clock skew, the JWKS found by
 // discovery. Worker B: a groups claim, the built-in server on as well, and a JWKS that holds only
-// the RSA key until the test publishes the EC one. Worker C: an issuer the rules refuse (fails
-// closed). Every refusal is a 401 with error="invalid_token" and its reason in the log, never the
-// token.
+// the RSA key until the test publishes the EC one. Two whose JWKS URL answers a redirect or more
+// than 64 KiB. Worker C: an issuer the rules refuse (fails closed). Every refusal is a 401 with
+// error="invalid_token" and its reason in the log, never the token.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { generateKeyPairSync, createHmac, sign } from "node:crypto";
 import { join } from "node:path";
@@ -314,6 +315,37 @@ test("a key published after the JWKS was loaded: the request waits for the refre
   await assertRefused(B, await idp.token("alice-es", `${B.pub}/mcp`), "the token lacks the mapped claim");
   assert.equal(await idp.fetches(), before + 1);
   await logged(B, /2 usable key\(s\)/);
+});
+
+test("the JWKS fetch follows no redirect and reads at most 64 KiB: such a JWKS loads no key", async () => {
+  // Served from this process on 127.0.0.1: a redirect to the issuer's real JWKS, and that JWKS
+  // padded past 64 KiB and sent in chunks without a Content-Length.
+  const jwks = await (await fetch(`${idp.issuer}/jwks`)).json();
+  const stub = createServer((req, res) => {
+    if (req.url === "/redirect") {
+      res.writeHead(302, { location: `${idp.issuer}/jwks` });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json" });
+    res.write(JSON.stringify({ ...jwks, pad: "x".repeat(70 * 1024) }).slice(0, -1));
+    res.end("}");
+  });
+  const port = await new Promise((res) => stub.listen(0, "127.0.0.1", () => res(stub.address().port)));
+  try {
+    for (const [path, reason] of [
+      ["/redirect", "HTTP 302 (redirects are not followed)"],
+      ["/big", "larger than 64 KiB"],
+    ]) {
+      const W = {};
+      await startWorker(W, { SERENA_REMOTE_OAUTH_JWKS_URL: `http://127.0.0.1:${port}${path}` });
+      await assertRefused(W, await idp.token("alice", `${W.pub}/mcp`), "no key of the JWKS fits its kid and alg");
+      await logged(W, new RegExp(`cannot fetch the JWKS http://127\\.0\\.0\\.1:${port}${path}: ${reason.replace(/[()]/g, "\\$&")}`));
+      stop(W.proc, "SIGTERM", { group: true });
+    }
+  } finally {
+    await new Promise((res) => stub.close(res));
+  }
 });
 
 test("an issuer the rules refuse fails closed: /health degraded, /mcp and the metadata answer 500 naming it", async () => {
