@@ -102,6 +102,6 @@ export class Core {
   idpJudge(
     token: string,
     now: number
-  ): { jwt: false } | { jwt: true; alg: "RS256" | "ES256"; keys: number[]; signing_len: number; sig: string };
+  ): { jwt: false } | { jwt: true; alg: "RS256" | "ES256"; keys: number[]; signing_len: number; sig: Uint8Array };
   idpResolve(token: string): { name: string; digest: string };
 }

@@ -219,11 +219,13 @@ export class Core {
 
   // Header and claims of a Bearer by the rules (now: unix seconds): {jwt: false} when it is not
   // shaped like a JWT, else {jwt: true, alg, keys: [indices that fit its alg and kid],
-  // signing_len, sig: hex}. Throws the reason of a refusal (never the token).
+  // signing_len, sig: the signature's bytes}. Throws the reason of a refusal (never the token).
   idpJudge(token, now) {
     const [n] = this.write(enc.encode(token));
     this.check(this.x.sr_idp_judge(n, now >>> 0));
-    return JSON.parse(this.output());
+    const j = JSON.parse(this.output());
+    if (j.jwt) j.sig = hexToBytes(j.sig);
+    return j;
   }
 
   // The static token a verified JWT stands for: {name, digest: hex}. Throws the reason.

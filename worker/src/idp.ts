@@ -209,12 +209,6 @@ function refresh(c: Cache): Promise<void> {
   return c.refreshing;
 }
 
-function hexBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
-  return out;
-}
-
 function refuse(why: string): IdpVerdict {
   log("log", `JWT refused: ${why}`);
   return { kind: "refused" };
@@ -263,13 +257,12 @@ export async function idpBearer(s: IdpSetup, token: string, ctx: ExecutionContex
       continue;
     }
     const data = new TextEncoder().encode(token.slice(0, j.signing_len));
-    const sig = hexBytes(j.sig);
     const algo = j.alg === "RS256" ? { name: "RSASSA-PKCS1-v1_5" } : { name: "ECDSA", hash: "SHA-256" };
     let ok = false;
     for (const i of j.keys) {
       const key = await keys[i];
       if (key === null || key === undefined) continue;
-      if (await crypto.subtle.verify(algo, key, sig, data).catch(() => false)) {
+      if (await crypto.subtle.verify(algo, key, j.sig, data).catch(() => false)) {
         ok = true;
         break;
       }
