@@ -45,6 +45,7 @@ struct sr_fetch {
     bool http_failed;
     bool cancelled;
     bool done;
+    bool orphan; /* released while resolving: resolved_cb frees it when the cancel lands */
     struct sr_fetch_result res;
     char error[256];
     char *body;
@@ -54,12 +55,24 @@ static struct evdns_base *g_dns;
 static struct event_base *g_dns_base;
 static SSL_CTX *g_tls;
 
+static bool g_dns_given; /* set by sr_fetch_set_resolver: not ours to free */
+
+void sr_fetch_set_resolver(struct evdns_base *dns, struct event_base *base)
+{
+    if (g_dns && !g_dns_given)
+        evdns_base_free(g_dns, 1);
+    g_dns = dns;
+    g_dns_base = dns ? base : NULL;
+    g_dns_given = dns != NULL;
+}
+
 static struct evdns_base *dns_for(struct event_base *base)
 {
     if (g_dns && g_dns_base == base)
         return g_dns;
-    if (g_dns)
+    if (g_dns && !g_dns_given)
         evdns_base_free(g_dns, 1);
+    g_dns_given = false;
     g_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     g_dns_base = g_dns ? base : NULL;
     return g_dns;
@@ -84,10 +97,11 @@ static SSL_CTX *tls_ctx(void)
 
 void sr_fetch_shutdown(void)
 {
-    if (g_dns)
+    if (g_dns && !g_dns_given)
         evdns_base_free(g_dns, 1);
     g_dns = NULL;
     g_dns_base = NULL;
+    g_dns_given = false;
     if (g_tls)
         SSL_CTX_free(g_tls);
     g_tls = NULL;
@@ -95,8 +109,6 @@ void sr_fetch_shutdown(void)
 
 static void release(struct sr_fetch *f)
 {
-    if (f->dns)
-        evdns_getaddrinfo_cancel(f->dns); /* its callback runs with EVUTIL_EAI_CANCEL */
     if (f->req)
         evhttp_cancel_request(f->req);
     if (f->conn)
@@ -108,6 +120,20 @@ static void release(struct sr_fetch *f)
     if (f->finisher)
         event_free(f->finisher);
     free(f->body);
+    f->body = NULL;
+    f->req = NULL;
+    f->conn = NULL;
+    f->ssl = NULL;
+    f->timer = f->finisher = NULL;
+    if (f->dns) {
+        /* The resolver calls resolved_cb once more (EVUTIL_EAI_CANCEL), possibly later from the
+         * loop: the struct must outlive that call, which frees it. */
+        struct evdns_getaddrinfo_request *d = f->dns;
+        f->dns = NULL;
+        f->orphan = true;
+        evdns_getaddrinfo_cancel(d);
+        return;
+    }
     free(f);
 }
 
@@ -330,6 +356,12 @@ static bool address_allowed(const struct sr_fetch *f, const struct sockaddr *sa)
 static void resolved_cb(int rc, struct evutil_addrinfo *ai, void *arg)
 {
     struct sr_fetch *f = arg;
+    if (f->orphan) { /* released while resolving (see release) */
+        if (ai)
+            evutil_freeaddrinfo(ai);
+        free(f);
+        return;
+    }
     f->dns = NULL;
     if (rc == EVUTIL_EAI_CANCEL || f->done) {
         if (ai)

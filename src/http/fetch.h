@@ -59,6 +59,11 @@ struct sr_fetch *sr_fetch_start(struct event_base *base, const char *url,
 /* Cancel a fetch whose callback has not run yet; its callback will not run. */
 void sr_fetch_cancel(struct sr_fetch *f);
 
+/* Tests: resolve with this resolver (not freed here) instead of the system's; NULL: the system's
+ * again. */
+struct evdns_base;
+void sr_fetch_set_resolver(struct evdns_base *dns, struct event_base *base);
+
 /* Free the process's resolver and TLS context (at exit, after every fetch ended). */
 void sr_fetch_shutdown(void);
 

@@ -2,7 +2,10 @@
  * Unit tests for outbound fetches (src/http/fetch.c, src/http/fetch_url.c): the URL rules, the
  * address kinds of the SSRF rule, and real fetches over loopback from an in-process libevent
  * HTTP server (a 200 with its Cache-Control, a non-200, a body over the bound, a server that
- * never answers, a refused connection, a public-only fetch refusing loopback, cancellation).
+ * never answers, a refused connection, a public-only fetch refusing loopback, cancellation), and
+ * a fetch that ends while its name is still being resolved (a resolver on loopback that never
+ * answers): a timeout or a cancellation then, with the resolver's late callback, touches no
+ * freed memory (ASan).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <cmocka.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -282,6 +287,54 @@ static void test_refused_and_cancelled(void **state)
     assert_false(r.called);
 }
 
+static void test_ends_while_resolving(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    /* A "name server" that never answers. */
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(udp, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t al = sizeof(a);
+    getsockname(udp, (struct sockaddr *)&a, &al);
+    struct evdns_base *dns = evdns_base_new(base, 0);
+    assert_non_null(dns);
+    char ns[64];
+    snprintf(ns, sizeof(ns), "127.0.0.1:%u", ntohs(a.sin_port));
+    assert_int_equal(evdns_base_nameserver_ip_add(dns, ns), 0);
+    sr_fetch_set_resolver(dns, base);
+
+    struct sr_fetch_opts o = {.max_bytes = 4096, .timeout_ms = 300};
+    struct outcome r = {.base = base};
+    char err[256];
+    /* Timed out while resolving: the callback says so; the resolver answers the cancel later. */
+    assert_non_null(
+        sr_fetch_start(base, "https://never.example/doc", &o, on_done, &r, err, sizeof(err)));
+    event_base_dispatch(base);
+    assert_true(r.called);
+    assert_non_null(strstr(r.error, "no answer within"));
+    /* Cancelled while resolving: no callback. */
+    memset(&r, 0, sizeof(r));
+    r.base = base;
+    o.timeout_ms = 5000;
+    struct sr_fetch *f =
+        sr_fetch_start(base, "https://never.example/doc", &o, on_done, &r, err, sizeof(err));
+    assert_non_null(f);
+    sr_fetch_cancel(f);
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_false(r.called);
+    /* Failing what is still pending runs the late callbacks, which free the fetches. */
+    sr_fetch_set_resolver(NULL, NULL);
+    evdns_base_free(dns, 1);
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_false(r.called);
+    close(udp);
+    sr_fetch_shutdown();
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_address_kinds),
         cmocka_unit_test_setup_teardown(test_fetches, setup_server, teardown_server),
         cmocka_unit_test_setup_teardown(test_refused_and_cancelled, setup_server, teardown_server),
+        cmocka_unit_test(test_ends_while_resolving),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
