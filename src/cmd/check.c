@@ -77,10 +77,7 @@ static void print_oauth(const struct sr_config *c, const struct sr_tokens *t)
            sr_config_get(c, SR_SET_OAUTH_CLAIM),
            map.n ? "through the claim map" : "names the token itself");
     for (uint32_t i = 0; i < map.n; i++) {
-        bool found = false;
-        for (uint32_t k = 0; t && k < t->count && !found; k++)
-            found = strcmp(t->e[k].name, map.e[i].name) == 0;
-        if (!found)
+        if (sr_tokens_find(t, map.e[i].name) < 0)
             printf("warning: the claim map names token %s, which is not configured: JWTs mapped "
                    "to it are refused\n",
                    map.e[i].name);

@@ -445,14 +445,6 @@ int sr_claim_map_parse(const char *s, size_t n, struct sr_json_tok *toks, uint32
     return 0;
 }
 
-static int32_t token_named(const struct sr_tokens *t, const char *name)
-{
-    for (uint32_t i = 0; t && i < t->count; i++)
-        if (str_is(t->e[i].name, sr_str_len(t->e[i].name), name))
-            return (int32_t)i;
-    return -1;
-}
-
 int32_t sr_jwt_resolve(const struct sr_jwt *j, const struct sr_claim_map *map,
                        const struct sr_tokens *t, const char **why)
 {
@@ -471,7 +463,7 @@ int32_t sr_jwt_resolve(const struct sr_jwt *j, const struct sr_claim_map *map,
         } else {
             name = j->values[i];
         }
-        int32_t idx = name ? token_named(t, name) : -1;
+        int32_t idx = name ? sr_tokens_find(t, name) : -1;
         if (idx < 0)
             continue;
         if (found >= 0 && found != idx) {

@@ -443,3 +443,12 @@ const char *sr_tokens_strategy(const struct sr_tokens *t)
         return "per-token";
     return "mixed";
 }
+
+int32_t sr_tokens_find(const struct sr_tokens *t, const char *name)
+{
+    size_t n = sr_str_len(name);
+    for (uint32_t i = 0; t && i < t->count; i++)
+        if (sr_str_len(t->e[i].name) == n && sr_mem_eq(t->e[i].name, name, n))
+            return (int32_t)i;
+    return -1;
+}

@@ -79,6 +79,10 @@ int sr_tokens_add_json(struct sr_tokens *t, const char *json, size_t n, const ch
  */
 int32_t sr_tokens_match(const struct sr_tokens *t, const uint8_t digest[SR_SHA256_LEN]);
 
+/* Index of the entry named `name` (NUL-terminated), or -1 (NULL table: -1). Names are not
+ * secrets: an ordinary comparison. */
+int32_t sr_tokens_find(const struct sr_tokens *t, const char *name);
+
 /* Entry i's project spec (*n bytes, not NUL-terminated), or NULL when it has none. */
 const char *sr_tokens_project(const struct sr_tokens *t, uint32_t i, size_t *n);
 

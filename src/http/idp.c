@@ -364,10 +364,7 @@ void sr_idp_tokens_changed(const struct sr_idp *p, const struct sr_tokens *t)
     size_t off = 0;
     uint32_t missing = 0;
     for (uint32_t m = 0; m < p->map.n; m++) {
-        bool found = false;
-        for (uint32_t i = 0; t && i < t->count && !found; i++)
-            found = strcmp(t->e[i].name, p->map.e[m].name) == 0;
-        if (found)
+        if (sr_tokens_find(t, p->map.e[m].name) >= 0)
             continue;
         if (missing++ < 8 && off < sizeof(names))
             off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", off ? ", " : "",

@@ -424,20 +424,16 @@ void sr_oauth_bind_of(const uint8_t token_digest[32], uint8_t out[32])
 bool sr_oauth_binding_live(const struct sr_oauth_binding *b, const struct sr_tokens *t,
                            int32_t *index)
 {
-    if (!t)
+    int32_t i = sr_tokens_find(t, b->name);
+    if (i < 0)
         return false;
-    for (uint32_t i = 0; i < t->count; i++) {
-        if (strcmp(t->e[i].name, b->name) != 0)
-            continue;
-        uint8_t fp[32];
-        sr_oauth_bind_of(t->e[i].digest, fp);
-        if (CRYPTO_memcmp(fp, b->bind, 32) != 0)
-            return false;
-        if (index)
-            *index = (int32_t)i;
-        return true;
-    }
-    return false;
+    uint8_t fp[32];
+    sr_oauth_bind_of(t->e[i].digest, fp);
+    if (CRYPTO_memcmp(fp, b->bind, 32) != 0)
+        return false;
+    if (index)
+        *index = i;
+    return true;
 }
 
 uint32_t sr_oauth_store_prune(struct sr_oauth_store *s, const struct sr_tokens *t)
