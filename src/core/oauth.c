@@ -466,30 +466,22 @@ static bool strs_subset(const struct sr_json_doc *d, int32_t idx, const char *co
     return true;
 }
 
-int sr_oauth_registration_parse(const char *body, size_t n, struct sr_json_tok *toks, uint32_t cap,
-                                struct sr_oauth_reg *out, const char **error, const char **why)
+/* The registration rules over a parsed JSON object (a registration body or a metadata document). */
+static int registration_from(const struct sr_json_doc *d, struct sr_oauth_reg *out,
+                             const char **error, const char **why)
 {
     static const char *const grants[] = {"authorization_code", "refresh_token"};
     static const char *const code[] = {"code"};
-    struct sr_json_doc d;
     int32_t v;
     uint32_t i, t;
     size_t len;
 
     sr_mem_set(out, 0, sizeof(*out));
     *error = "invalid_client_metadata";
-    if (n > SR_OAUTH_REGISTER_MAX) {
-        *why = "The registration request is larger than the gateway accepts.";
-        return -1;
-    }
-    if (sr_json_parse(&d, body, n, toks, cap, NULL) != 0 || toks[0].type != SR_JSON_OBJECT) {
-        *why = "The registration request is not a JSON object.";
-        return -1;
-    }
-    v = sr_json_obj_get(&d, 0, "client_name", 11);
+    v = sr_json_obj_get(d, 0, "client_name", 11);
     if (v >= 0) {
-        if (d.toks[v].type != SR_JSON_STRING ||
-            sr_json_str_decode(&d, (uint32_t)v, out->name, sizeof(out->name) - 1, &len) != 0) {
+        if (d->toks[v].type != SR_JSON_STRING ||
+            sr_json_str_decode(d, (uint32_t)v, out->name, sizeof(out->name) - 1, &len) != 0) {
             *why = "client_name must be a string of at most 128 bytes.";
             return -1;
         }
@@ -502,30 +494,30 @@ int sr_oauth_registration_parse(const char *body, size_t n, struct sr_json_tok *
             }
         }
     }
-    v = sr_json_obj_get(&d, 0, "grant_types", 11);
-    if (v >= 0 && !strs_subset(&d, v, grants, 2)) {
+    v = sr_json_obj_get(d, 0, "grant_types", 11);
+    if (v >= 0 && !strs_subset(d, v, grants, 2)) {
         *why = "grant_types may only list authorization_code and refresh_token.";
         return -1;
     }
-    v = sr_json_obj_get(&d, 0, "response_types", 14);
-    if (v >= 0 && !strs_subset(&d, v, code, 1)) {
+    v = sr_json_obj_get(d, 0, "response_types", 14);
+    if (v >= 0 && !strs_subset(d, v, code, 1)) {
         *why = "response_types may only list code.";
         return -1;
     }
     *error = "invalid_redirect_uri";
-    v = sr_json_obj_get(&d, 0, "redirect_uris", 13);
-    if (v < 0 || d.toks[v].type != SR_JSON_ARRAY || d.toks[v].count == 0) {
+    v = sr_json_obj_get(d, 0, "redirect_uris", 13);
+    if (v < 0 || d->toks[v].type != SR_JSON_ARRAY || d->toks[v].count == 0) {
         *why = "redirect_uris must be a non-empty array.";
         return -1;
     }
-    if (d.toks[v].count > SR_OAUTH_REDIRECTS_MAX) {
+    if (d->toks[v].count > SR_OAUTH_REDIRECTS_MAX) {
         *why = "redirect_uris lists more than 4 URIs.";
         return -1;
     }
-    for (i = 0, t = (uint32_t)v + 1; i < d.toks[v].count; i++, t = d.toks[t].end) {
+    for (i = 0, t = (uint32_t)v + 1; i < d->toks[v].count; i++, t = d->toks[t].end) {
         const char *w = "";
-        if (d.toks[t].type != SR_JSON_STRING ||
-            sr_json_str_decode(&d, t, out->redirect[i], sizeof(out->redirect[i]) - 1, &len) != 0) {
+        if (d->toks[t].type != SR_JSON_STRING ||
+            sr_json_str_decode(d, t, out->redirect[i], sizeof(out->redirect[i]) - 1, &len) != 0) {
             *why = "each redirect URI must be a string of at most 512 bytes.";
             return -1;
         }
@@ -541,6 +533,23 @@ int sr_oauth_registration_parse(const char *body, size_t n, struct sr_json_tok *
     *error = "";
     *why = "";
     return 0;
+}
+
+int sr_oauth_registration_parse(const char *body, size_t n, struct sr_json_tok *toks, uint32_t cap,
+                                struct sr_oauth_reg *out, const char **error, const char **why)
+{
+    struct sr_json_doc d;
+    sr_mem_set(out, 0, sizeof(*out));
+    *error = "invalid_client_metadata";
+    if (n > SR_OAUTH_REGISTER_MAX) {
+        *why = "The registration request is larger than the gateway accepts.";
+        return -1;
+    }
+    if (sr_json_parse(&d, body, n, toks, cap, NULL) != 0 || toks[0].type != SR_JSON_OBJECT) {
+        *why = "The registration request is not a JSON object.";
+        return -1;
+    }
+    return registration_from(&d, out, error, why);
 }
 
 bool sr_oauth_is_url_client(const char *id, size_t n)
@@ -609,12 +618,12 @@ int sr_oauth_cimd_parse(const char *body, size_t n, const char *url, size_t un,
         *why = "the client metadata document is larger than 5120 bytes";
         return -1;
     }
-    if (sr_oauth_registration_parse(body, n, toks, cap, out, &error, why) != 0)
-        return -1;
-    if (sr_json_parse(&d, body, n, toks, cap, NULL) != 0) { /* parsed above: cannot fail */
+    if (sr_json_parse(&d, body, n, toks, cap, NULL) != 0 || toks[0].type != SR_JSON_OBJECT) {
         *why = "the client metadata document is not a JSON object";
         return -1;
     }
+    if (registration_from(&d, out, &error, why) != 0)
+        return -1;
     v = sr_json_obj_get(&d, 0, "client_id", 9);
     if (v < 0 || d.toks[v].type != SR_JSON_STRING || !sr_json_str_eq(&d, (uint32_t)v, url, un)) {
         *why = "the document's client_id is not exactly the URL it was fetched from";

@@ -448,16 +448,22 @@ void sr_oa_consent(struct sr_oauth *o, struct sr_req *r, const struct sr_tokens 
     OPENSSL_cleanse(url, sizeof(url));
 }
 
-/* The client went away while its document was being fetched. */
-static void cimd_abort(struct sr_req *r, void *arg)
+/* Take w off its server's list of requests waiting for a document. */
+static void waits_unlink(struct cimd_wait *w)
 {
-    (void)r;
-    struct cimd_wait *w = arg;
     struct cimd_wait **p = &w->o->waits;
     while (*p && *p != w)
         p = &(*p)->next;
     if (*p)
         *p = w->next;
+}
+
+/* The client went away while its document was being fetched. */
+static void cimd_abort(struct sr_req *r, void *arg)
+{
+    (void)r;
+    struct cimd_wait *w = arg;
+    waits_unlink(w);
     sr_fetch_cancel(w->f);
     free(w);
 }
@@ -467,11 +473,7 @@ static void cimd_done(void *arg, const struct sr_fetch_result *res)
     struct cimd_wait *w = arg;
     struct sr_oauth *o = w->o;
     struct sr_req *r = w->r;
-    struct cimd_wait **p = &o->waits;
-    while (*p && *p != w)
-        p = &(*p)->next;
-    if (*p)
-        *p = w->next;
+    waits_unlink(w);
     sr_req_set_hooks(r, NULL, NULL, NULL);
     const char *why = res->error;
     static struct sr_oauth_reg reg;
