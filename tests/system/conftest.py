@@ -114,8 +114,9 @@ def instance_gateway_factory(run_dir, gateway_bin):
     started = []
 
     def start(state_dir: Path, backend_cmd: str = peers.EVERYTHING_BACKEND_CMD, env: dict | None = None,
-              args: list | None = None, name: str = "inst"):
-        g = peers.start_instance_gateway(run_dir, state_dir, backend_cmd, env=env, args=args, name=name)
+              args: list | None = None, name: str = "inst", port: int | None = None):
+        g = peers.start_instance_gateway(run_dir, state_dir, backend_cmd, env=env, args=args, name=name,
+                                         port=port)
         started.append(g)
         return g
 

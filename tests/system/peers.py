@@ -715,6 +715,21 @@ class InstanceGateway(Gateway):
         return [(int(p), int(q)) for p, q in pat.findall(self.log_text())]
 
 
+def assert_one_identity(g, credential: str, static: str, other: str) -> None:
+    """A credential standing for a static token (an OAuth access token, a JWT) is that token:
+    a session opened with it works with the static token, on the same route and the one backend
+    instance; another token's requests cannot use that session."""
+    sid = open_session(g.port, credential)
+    r = request(g.port, "POST", "/mcp", rpc(2, "tools/list"), mcp_headers(static, sid=sid))
+    assert r.status == 200, r
+    route = g.status(static)["route"]
+    assert g.status(credential)["route"] == route
+    assert g.status(credential)["instance"]["pid"] == g.status(static)["instance"]["pid"]
+    assert len({p for p, _ in g.starts(route)}) == 1
+    r = request(g.port, "POST", "/mcp", rpc(3, "tools/list"), mcp_headers(other, sid=sid))
+    assert r.status == 404, r
+
+
 def start_instance_gateway(run_dir: Path, state_dir: Path, backend_cmd: str = EVERYTHING_BACKEND_CMD,
                            env: dict | None = None, args: list | None = None, name: str = "inst",
                            port: int | None = None) -> InstanceGateway:

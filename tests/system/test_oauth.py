@@ -546,31 +546,17 @@ def test_python_sdk_signs_in(ogw, tokens, tmp_dir):
     assert "authorized for token alice" in ogw.log_text()
 
 
-def test_same_instance_and_sessions_per_token(run_dir, tmp_dir):
+def test_same_instance_and_sessions_per_token(instance_gateway_factory, tmp_dir):
     """`serve` with per-token instances: an OAuth client signed in with alice's token reaches
     alice's instance (one backend, one route) and alice's edge sessions; bob's stay bob's."""
     alice, bob = peers.new_token("alice"), peers.new_token("bob")
     port = peers.free_port()
-    g = peers.start_instance_gateway(run_dir, tmp_dir / "state", env={
+    g = instance_gateway_factory(tmp_dir / "state", env={
         "API_TOKENS_JSON": json.dumps({"alice": alice, "bob": bob}), "OAUTH_ENABLED": "1",
         "SERENA_REMOTE_PUBLIC_URL": f"http://{HOST}:{port}"}, name="oauth-inst", port=port)
-    try:
-        s = sign_in(g, alice)
-        at = exchange(g, s).json()["access_token"]
-        sid = peers.open_session(g.port, at)  # opened with the OAuth token
-        r = request(g.port, "POST", "/mcp", peers.rpc(2, "tools/list"), peers.mcp_headers(alice, sid=sid))
-        assert r.status == 200, r  # ...and used with the static one: one identity
-        assert g.status(at)["route"] == g.status(alice)["route"] == "gen-1:alice"
-        assert g.status(at)["instance"]["pid"] == g.status(alice)["instance"]["pid"]
-        assert len({p for p, _ in g.starts("gen-1:alice")}) == 1
-        r = request(g.port, "POST", "/mcp", peers.rpc(3, "tools/list"), peers.mcp_headers(bob, sid=sid))
-        assert r.status == 404, r
-    finally:
-        g.stop()
-        for pf in (tmp_dir / "state").glob("routes/*/pid"):
-            rec = peers.read_pidfile(pf)
-            if rec and peers.proc_running(*rec):
-                os.killpg(rec[0], signal.SIGKILL)
+    at = exchange(g, sign_in(g, alice)).json()["access_token"]
+    peers.assert_one_identity(g, at, alice, bob)
+    assert g.status(at)["route"] == "gen-1:alice"
 
 
 def test_typescript_sdk_signs_in(ogw, tokens):

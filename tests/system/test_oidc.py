@@ -329,31 +329,18 @@ def test_a_token_removed_by_sighup_refuses_its_jwts(run_dir, tmp_dir, everything
         g.stop()
 
 
-def test_same_instance_as_the_static_token(run_dir, tmp_dir, idp):
+def test_same_instance_as_the_static_token(instance_gateway_factory, tmp_dir, idp):
     """`serve` with per-token instances: a JWT mapped to alice reaches alice's instance."""
     alice, bob = peers.new_token("alice"), peers.new_token("bob")
     port = peers.free_port()
-    g = peers.start_instance_gateway(run_dir, tmp_dir / "state", env={
+    g = instance_gateway_factory(tmp_dir / "state", env={
         "API_TOKENS_JSON": json.dumps({"alice": alice, "bob": bob}),
         "SERENA_REMOTE_PUBLIC_URL": f"http://{HOST}:{port}", "SERENA_REMOTE_OAUTH_ISSUER": idp.issuer,
         "SERENA_REMOTE_OAUTH_CLAIM_MAP": json.dumps(MAP)}, name="oidc-inst", port=port)
-    try:
-        g.wait_log(lambda t: "usable key(s)" in t, "the JWKS loaded")
-        jwt = idp.token("alice-es", resource(g))
-        sid = peers.open_session(g.port, jwt)
-        r = request(g.port, "POST", "/mcp", peers.rpc(2, "tools/list"), peers.mcp_headers(alice, sid=sid))
-        assert r.status == 200, r
-        assert g.status(jwt)["route"] == g.status(alice)["route"] == "gen-1:alice"
-        assert g.status(jwt)["instance"]["pid"] == g.status(alice)["instance"]["pid"]
-        assert len({p for p, _ in g.starts("gen-1:alice")}) == 1
-        r = request(g.port, "POST", "/mcp", peers.rpc(3, "tools/list"), peers.mcp_headers(bob, sid=sid))
-        assert r.status == 404, r
-    finally:
-        g.stop()
-        for pf in (tmp_dir / "state").glob("routes/*/pid"):
-            rec = peers.read_pidfile(pf)
-            if rec and peers.proc_running(*rec):
-                os.killpg(rec[0], signal.SIGKILL)
+    g.wait_log(lambda t: "usable key(s)" in t, "the JWKS loaded")
+    jwt = idp.token("alice-es", resource(g))
+    peers.assert_one_identity(g, jwt, alice, bob)
+    assert g.status(jwt)["route"] == "gen-1:alice"
 
 
 @pytest.mark.parametrize("env,message", [
